@@ -1,0 +1,3 @@
+from gemini_gateway.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""Accounting for one request: the limiter's admission and the ledger row, settled exactly once.
+
+A request reserves an estimate of its tokens before anything goes upstream and settles with the
+real usage afterwards (or what a stream produced before the client left). The ledger row is written
+before the response's last byte, so a client that got a whole answer always has its row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("gemini_gateway.accounting")
+
+DEFAULT_COMPLETION_ESTIMATE = 1024
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """A cheap upper-ish guess: prompt characters / 4 plus the completion tokens asked for."""
+    chars = 0
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    chars += len(part["text"])
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    completion = asked if isinstance(asked, int) and asked > 0 else DEFAULT_COMPLETION_ESTIMATE
+    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
+    return chars // 4 + 1 + completion * n
+
+
+@dataclass
+class RequestRecord:
+    """What the ledger learns about one request while it runs."""
+
+    request_id: str
+    license: Any
+    model_requested: str
+    model_sent: str = ""
+    stream: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    key_id: str | None = None
+    status: int = 200
+    error_code: str | None = None
+    usage: dict[str, Any] | None = None
+    first_token_at: float | None = None
+
+
+class Accounting:
+    """Ties an Admission to a ledger row; ``finish`` is safe to call more than once."""
+
+    def __init__(self, ledger: Any, admission: Any, record: RequestRecord) -> None:
+        self._ledger = ledger
+        self._admission = admission
+        self.record = record
+        self._done = False
+
+    async def finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        rec = self.record
+        usage = rec.usage or {}
+        total = int(usage.get("total_tokens") or 0)
+        try:
+            if self._admission is not None:
+                if rec.usage is None and rec.status >= 400:
+                    await self._admission.release()
+                else:
+                    await self._admission.settle(total)
+        except Exception:  # accounting must never break a response
+            log.exception("settling the admission failed")
+        if self._ledger is None:
+            return
+        try:
+            await self._ledger.record(self._entry())
+        except Exception:
+            log.exception("writing the ledger row failed")
+
+    def finish_in_background(self) -> None:
+        """For a cancelled request: settle without awaiting in the cancelled task."""
+        task = asyncio.ensure_future(self.finish())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    def _entry(self) -> Any:
+        from gemini_gateway.store.ledger import LedgerEntry
+
+        rec = self.record
+        usage = rec.usage or {}
+        completion_details = usage.get("completion_tokens_details") or {}
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        now = time.perf_counter()
+        return LedgerEntry(
+            request_id=rec.request_id,
+            license_id=getattr(rec.license, "id", None),
+            license_name=getattr(rec.license, "name", None),
+            model_requested=rec.model_requested,
+            model_sent=rec.model_sent,
+            key_id=rec.key_id,
+            status=rec.status,
+            error_code=rec.error_code,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+            cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+            latency_ms=round((now - rec.started) * 1000, 2),
+            ttft_ms=(
+                round((rec.first_token_at - rec.started) * 1000, 2)
+                if rec.first_token_at is not None
+                else None
+            ),
+            stream=rec.stream,
+        )
+
+
+_background: set[asyncio.Future[None]] = set()

@@ -1,0 +1,164 @@
+"""``POST /gemini/v1/chat/completions``: the OpenAI chat endpoint, plain and streamed.
+
+The route only sequences the parts: authenticate, parse, resolve media, translate, admit, call
+upstream, translate back, account. All mapping rules live in ``translate/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gemini_gateway.api.accounting import Accounting, RequestRecord, estimate_tokens
+from gemini_gateway.api.auth import authenticate, client_ip
+from gemini_gateway.api.errors import stream_error_event
+from gemini_gateway.api.media_links import response_context
+from gemini_gateway.api.state import AppState, get_state
+from gemini_gateway.errors import GatewayError, InvalidRequest
+from gemini_gateway.translate.content import media_parts
+from gemini_gateway.translate.request import chat_request_to_gemini
+from gemini_gateway.translate.response import gemini_response_to_chat
+from gemini_gateway.translate.stream import ChatStreamTranslator
+
+routes = web.RouteTableDef()
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+DONE = b"data: [DONE]\n\n"
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = await request.read()
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc.msg}.") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+@routes.post("/gemini/v1/chat/completions")
+@routes.post("/v1/chat/completions")
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state = get_state(request)
+    license = await authenticate(request)
+    body = await read_json_object(request)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string.", param="model")
+    request["log"]["model"] = model
+    license.check(model, client_ip(request))
+
+    messages = body.get("messages")
+    pinned_key = None
+    media = None
+    if isinstance(messages, list) and state.media is not None and media_parts(messages):
+        resolved = await state.media.resolve(messages)
+        media, pinned_key = resolved.parts, resolved.pinned_key
+    call = chat_request_to_gemini(body, media=media, options=state.extras["request_options"])
+
+    record = RequestRecord(
+        request_id=request["log"]["request_id"],
+        license=license,
+        model_requested=model,
+        model_sent=call.model.upstream,
+        stream=call.stream,
+    )
+    admission = await state.limiter.admit(license, estimated_tokens=estimate_tokens(body))
+    accounting = Accounting(state.store.ledger, admission, record)
+    ctx = response_context(request, state)
+    try:
+        if call.stream:
+            return await _stream(request, state, call, ctx, accounting, pinned_key, admission)
+        result = await state.upstream.generate(
+            call.model.upstream, call.body, pinned_key=pinned_key
+        )
+        record.key_id = result.key_id
+        request["log"]["key"] = result.key_id
+        chat = gemini_response_to_chat(result.data, call, ctx)
+        record.usage = chat.get("usage")
+        await accounting.finish()
+        return web.Response(
+            body=orjson.dumps(chat), content_type="application/json", headers=admission.headers
+        )
+    except GatewayError as exc:
+        record.status, record.error_code = exc.status, exc.code or exc.type
+        await accounting.finish()
+        raise
+    except asyncio.CancelledError:
+        record.status, record.error_code = 499, "client_disconnected"
+        accounting.finish_in_background()
+        raise
+
+
+async def _stream(
+    request: web.Request,
+    state: AppState,
+    call: Any,
+    ctx: Any,
+    accounting: Accounting,
+    pinned_key: str | None,
+    admission: Any,
+) -> web.StreamResponse:
+    record = accounting.record
+    # Failover happens inside stream(): an upstream failure here is still an ordinary HTTP error.
+    upstream = await state.upstream.stream(call.model.upstream, call.body, pinned_key=pinned_key)
+    record.key_id = upstream.key_id
+    request["log"]["key"] = upstream.key_id
+    translator = ChatStreamTranslator(call, ctx)
+    response = web.StreamResponse(headers={**SSE_HEADERS, **admission.headers})
+    response.headers["x-request-id"] = request["log"]["request_id"]
+    try:
+        await response.prepare(request)
+        async for event in upstream:
+            chunks = translator.feed(event)
+            if chunks:
+                if record.first_token_at is None:
+                    record.first_token_at = time.perf_counter()
+                await response.write(_sse(chunks))
+        tail = translator.finish()
+        if tail:
+            await response.write(_sse(tail))
+    except GatewayError as exc:
+        # Upstream failed mid-stream: tell the client in the stream, then end it cleanly.
+        record.status, record.error_code = exc.status, exc.code or exc.type
+        record.usage = translator.usage
+        await upstream.aclose()
+        await accounting.finish()
+        await response.write(stream_error_event(exc))
+        await response.write(DONE)
+        await response.write_eof()
+        return response
+    except (asyncio.CancelledError, ConnectionResetError):
+        # The client left: stop upstream at once; charge for what was produced.
+        await asyncio.shield(upstream.aclose())
+        record.status, record.error_code = 499, "client_disconnected"
+        record.usage = translator.usage
+        accounting.finish_in_background()
+        raise
+    record.usage = translator.usage
+    await accounting.finish()
+    await response.write(DONE)
+    await response.write_eof()
+    return response
+
+
+def _sse(chunks: list[dict[str, Any]]) -> bytes:
+    return b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks)
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex

@@ -1,0 +1,125 @@
+"""Builds the aiohttp application and wires the parts at start-up.
+
+Everything long-lived (database, key pool, upstream HTTP session, limiter, media resolver) is
+made here, in the application's cleanup context, and handed to routes through ``AppState``. Without
+any upstream key the gateway starts an in-process Gemini simulator and says so loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gemini_gateway.api import chat, health, models
+from gemini_gateway.api.middleware import gateway_middleware
+from gemini_gateway.api.state import STATE, AppState
+from gemini_gateway.config import Settings
+from gemini_gateway.translate.request import RequestOptions
+
+log = logging.getLogger("gemini_gateway")
+
+SIMULATOR_BANNER = """
+==============================================================================
+  NO UPSTREAM KEY CONFIGURED: serving the built-in Gemini SIMULATOR.
+  Answers are fake. Set GEMINI_GATEWAY_UPSTREAM_KEYS to reach Google.
+=============================================================================="""
+
+
+async def _lifespan(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    settings = state.settings
+    from gemini_gateway.store.database import Store
+    from gemini_gateway.store.limits import build_limiter
+    from gemini_gateway.upstream.client import UpstreamClient
+    from gemini_gateway.upstream.keypool import KeyPool
+
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    state.store = await Store.open(settings)
+    keys = settings.upstream_key_list + [
+        k for k in await state.store.upstream_keys.list_secrets() if k not in settings.upstream_keys
+    ]
+    simulator_runner = None
+    if not keys or settings.simulator:
+        simulator_runner, sim_url = await _start_simulator()
+        settings = settings.replace(upstream_base_url=sim_url)
+        state.settings = settings
+        keys = keys or ["simulator-key"]
+        log.warning(SIMULATOR_BANNER)
+    key_state = None
+    if settings.redis_url:
+        from gemini_gateway.store.redis_keystate import RedisKeyState
+
+        key_state = RedisKeyState.from_url(settings.redis_url)
+    state.pool = KeyPool(keys, state=key_state)
+    state.upstream = UpstreamClient(settings, state.pool)
+    state.limiter = build_limiter(settings)
+    state.extras["request_options"] = RequestOptions(safety_threshold=settings.safety_threshold)
+    await _start_media(state)
+    try:
+        yield
+    finally:
+        await state.upstream.close()
+        close_limiter = getattr(state.limiter, "close", None)
+        if close_limiter is not None:
+            await close_limiter()
+        if key_state is not None and hasattr(key_state, "close"):
+            await key_state.close()
+        await state.store.close()
+        if simulator_runner is not None:
+            await simulator_runner.cleanup()
+
+
+async def _start_media(state: AppState) -> None:
+    try:
+        from gemini_gateway.media.generated import GeneratedFiles
+    except ImportError:
+        GeneratedFiles = None  # noqa: N806
+    if GeneratedFiles is not None:
+        state.files = GeneratedFiles(
+            state.settings.data_path / "files", ttl=state.settings.generated_media_ttl
+        )
+    try:
+        from gemini_gateway.media.resolve import MediaResolver
+    except ImportError:
+        return
+    state.media = MediaResolver(state.settings, state.upstream, state.files)
+
+
+async def _start_simulator() -> tuple[web.AppRunner, str]:
+    from gemini_gateway.simulator.app import build_app as build_simulator
+
+    runner = web.AppRunner(build_simulator(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def build_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[gateway_middleware], client_max_size=int(settings.max_body_bytes)
+    )
+    app[STATE] = AppState(settings=settings)
+    app.cleanup_ctx.append(_lifespan)
+    app.add_routes(health.routes)
+    app.add_routes(chat.routes)
+    app.add_routes(models.routes)
+    for module in ("admin", "files", "images", "speech", "openapi"):
+        _add_optional_routes(app, module)
+    return app
+
+
+def _add_optional_routes(app: web.Application, module: str) -> None:
+    """Routes of parts that may not be installed in a slimmed-down build."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"gemini_gateway.api.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"gemini_gateway.api.{module}":
+            raise
+        return
+    app.add_routes(mod.routes)
