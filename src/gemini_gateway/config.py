@@ -41,49 +41,101 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("shutdown_grace", float, 30.0, "Seconds open streams may finish after SIGTERM."),
     Setting("log_level", str, "INFO", "Log level: DEBUG, INFO, WARNING, ERROR."),
     Setting("log_format", str, "json", "Request log lines as `json` or `text`."),
-    Setting("public_base_url", str, "", "Base URL clients reach us at, for links we hand out "
-            "(default: taken from each request)."),
+    Setting(
+        "public_base_url",
+        str,
+        "",
+        "Base URL clients reach us at, for links we hand out (default: taken from each request).",
+    ),
     # Upstream
     Setting("upstream_keys", str, "", "Comma-separated Gemini API keys.", secret=True),
-    Setting("upstream_base_url", str, "https://generativelanguage.googleapis.com",
-            "Root URL of the Gemini API."),
+    Setting(
+        "upstream_base_url",
+        str,
+        "https://generativelanguage.googleapis.com",
+        "Root URL of the Gemini API.",
+    ),
     Setting("upstream_api_version", str, "v1beta", "Gemini API version path."),
     Setting("upstream_proxy", str, "", "Outbound HTTP(S) proxy for upstream calls."),
     Setting("upstream_connect_timeout", float, 10.0, "Seconds to connect upstream."),
-    Setting("upstream_timeout", float, 600.0,
-            "Seconds to wait for upstream's first byte (and between stream events)."),
+    Setting(
+        "upstream_timeout",
+        float,
+        600.0,
+        "Seconds to wait for upstream's first byte (and between stream events).",
+    ),
     Setting("upstream_max_attempts", int, 4, "Upstream keys tried per request, at most."),
     Setting("upstream_max_connections", int, 512, "Open connections to upstream, at most."),
     Setting("models_cache_ttl", float, 600.0, "Seconds to cache upstream's model list."),
-    Setting("simulator", bool, False, "Serve against a built-in Gemini simulator "
-            "(on automatically when no upstream key is configured)."),
+    Setting(
+        "simulator",
+        bool,
+        False,
+        "Serve against a built-in Gemini simulator "
+        "(on automatically when no upstream key is configured).",
+    ),
     # Behaviour
-    Setting("safety_threshold", str, "OFF", "Gemini harm-block threshold sent for every category "
-            "unless a request overrides it: OFF, BLOCK_NONE, BLOCK_ONLY_HIGH, "
-            "BLOCK_MEDIUM_AND_ABOVE, BLOCK_LOW_AND_ABOVE."),
-    Setting("thinking_output", str, "reasoning_content", "Where thought summaries go: "
-            "`reasoning_content` or `think_tags` (wrapped in <think>…</think> inside content)."),
+    Setting(
+        "safety_threshold",
+        str,
+        "OFF",
+        "Gemini harm-block threshold sent for every category "
+        "unless a request overrides it: OFF, BLOCK_NONE, BLOCK_ONLY_HIGH, "
+        "BLOCK_MEDIUM_AND_ABOVE, BLOCK_LOW_AND_ABOVE.",
+    ),
+    Setting(
+        "thinking_output",
+        str,
+        "reasoning_content",
+        "Where thought summaries go: "
+        "`reasoning_content` or `think_tags` (wrapped in <think>…</think> inside content).",
+    ),
     # Storage and limits
-    Setting("database_url", str, "", "SQLAlchemy URL; default SQLite in the data dir. "
-            "postgresql://… for PostgreSQL.", secret=True),
-    Setting("redis_url", str, "", "Redis URL for limits and key state shared by replicas.",
-            secret=True),
-    Setting("admin_token", str, "", "Bearer token for /admin/v1; unset turns the admin API off.",
-            secret=True),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "SQLAlchemy URL; default SQLite in the data dir. postgresql://… for PostgreSQL.",
+        secret=True,
+    ),
+    Setting(
+        "redis_url", str, "", "Redis URL for limits and key state shared by replicas.", secret=True
+    ),
+    Setting(
+        "admin_token",
+        str,
+        "",
+        "Bearer token for /admin/v1; unset turns the admin API off.",
+        secret=True,
+    ),
     Setting("ledger_retention_days", int, 90, "Days usage rows are kept; 0 keeps them forever."),
     # Media in
-    Setting("media_allow_private", bool, False, "Let media URLs reach private and loopback "
-            "addresses."),
-    Setting("media_allowed_networks", str, "", "Comma-separated CIDRs media URLs may reach even "
-            "though private."),
+    Setting(
+        "media_allow_private", bool, False, "Let media URLs reach private and loopback addresses."
+    ),
+    Setting(
+        "media_allowed_networks",
+        str,
+        "",
+        "Comma-separated CIDRs media URLs may reach even though private.",
+    ),
     Setting("media_max_bytes", int, 100 * 1024 * 1024, "Largest media item accepted, in bytes."),
     Setting("media_fetch_timeout", float, 30.0, "Seconds to fetch one media URL."),
     Setting("media_max_redirects", int, 3, "Redirects followed when fetching media."),
-    Setting("inline_limit_bytes", int, 100 * 1024 * 1024, "Gemini's inline request limit; larger "
-            "media goes through the File API."),
+    Setting(
+        "inline_limit_bytes",
+        int,
+        100 * 1024 * 1024,
+        "Gemini's inline request limit; larger media goes through the File API.",
+    ),
     # Media out
-    Setting("generated_media", str, "link", "How generated images and audio reach clients: "
-            "`link` (served by the gateway) or `data` (data: URLs)."),
+    Setting(
+        "generated_media",
+        str,
+        "link",
+        "How generated images and audio reach clients: "
+        "`link` (served by the gateway) or `data` (data: URLs).",
+    ),
     Setting("generated_media_ttl", float, 86400.0, "Seconds generated files are served."),
 )
 
@@ -166,3 +218,11 @@ def load_settings(
             values[name] = _parse(_BY_NAME[name], raw)
     return Settings(values)
 
+
+def settings_markdown() -> str:
+    """The configuration table in docs/configuration.md (a test keeps the two equal)."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "(unset)" if s.default in ("", None) else f"`{s.default}`"
+        rows.append(f"| `{s.env}` | {default} | {s.help} |")
+    return "\n".join(rows) + "\n"
