@@ -69,6 +69,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         resolved = await state.media.resolve(messages)
         media, pinned_key = resolved.parts, resolved.pinned_key
     call = chat_request_to_gemini(body, media=media, options=state.extras["request_options"])
+    call.extra["generated_media_ttl"] = state.settings.generated_media_ttl
 
     record = RequestRecord(
         request_id=request["log"]["request_id"],

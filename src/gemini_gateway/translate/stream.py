@@ -1,0 +1,174 @@
+"""Gemini ``streamGenerateContent`` SSE events → OpenAI ``chat.completion.chunk`` objects.
+
+Each Gemini event is translated as it arrives (no buffering), through the same ``PartRenderer`` as
+whole responses, so both paths agree on thoughts, media and tool calls. Following OpenAI's stream:
+one id for every chunk, ``role: "assistant"`` on the first delta of each choice, ``finish_reason``
+on the last chunk of a choice (together with that event's delta), one chunk per choice, and with
+``stream_options.include_usage`` ``usage: null`` on every chunk plus a last chunk with
+``choices: []`` and the usage. Gemini repeats ``usageMetadata`` on every event, partial until the
+end: the last one with counts wins. ``data: [DONE]`` is the HTTP layer's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gemini_gateway.translate.call import GeminiCall, ResponseContext
+from gemini_gateway.translate.response import (
+    PartRenderer,
+    RenderedParts,
+    finish_problem,
+    finish_reason_to_openai,
+    logprobs_to_openai,
+    new_audio_id,
+    prompt_block_message,
+    speech_to_audio,
+    usage_to_openai,
+)
+
+
+@dataclass
+class _ChoiceState:
+    renderer: PartRenderer
+    audio_id: str = field(default_factory=new_audio_id)  # one id for all audio of a choice
+    started: bool = False  # the role has been sent
+    finished: bool = False
+    has_tool_calls: bool = False
+
+
+def _has_counts(usage: Mapping[str, Any]) -> bool:
+    return any(key.endswith("TokenCount") for key in usage)
+
+
+class ChatStreamTranslator:
+    """Turns one Gemini stream into OpenAI chunks; ``usage`` holds the last usage seen."""
+
+    def __init__(self, call: GeminiCall, ctx: ResponseContext) -> None:
+        self.call = call
+        self.ctx = ctx
+        self.usage: dict[str, Any] | None = None
+        self._choices: dict[int, _ChoiceState] = {}
+
+    def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Chunks for one Gemini event (possibly none, e.g. an event with usage only)."""
+        usage = event.get("usageMetadata")
+        if isinstance(usage, Mapping) and (_has_counts(usage) or self.usage is None):
+            self.usage = usage_to_openai(usage)
+        candidates = event.get("candidates") or []
+        feedback = event.get("promptFeedback") or {}
+        if not candidates and feedback.get("blockReason"):
+            return self._refuse(prompt_block_message(feedback))
+        chunks = []
+        for position, candidate in enumerate(candidates):
+            chunk = self._candidate_chunk(candidate, int(candidate.get("index", position)))
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Close every choice still open, then the usage chunk if the client asked for it."""
+        chunks = []
+        if not self._choices:
+            chunks += self._refuse(prompt_block_message(None))
+        for index, state in sorted(self._choices.items()):
+            if state.finished:
+                continue
+            out = RenderedParts(content=state.renderer.close())
+            reason = "tool_calls" if state.has_tool_calls else "stop"
+            chunks.append(self._choice_chunk(index, state, self._delta(state, out), reason))
+        if self.call.include_usage:
+            usage = self.usage or usage_to_openai(None)
+            chunks.append({**self._envelope(), "choices": [], "usage": usage})
+        return chunks
+
+    def _state(self, index: int) -> _ChoiceState:
+        if index not in self._choices:
+            self._choices[index] = _ChoiceState(PartRenderer(self.call, self.ctx))
+        return self._choices[index]
+
+    def _refuse(self, refusal: str) -> list[dict[str, Any]]:
+        """A blocked prompt: choice 0 ends at once with ``content_filter`` and the reason."""
+        state = self._state(0)
+        if state.finished:
+            return []
+        delta = self._delta(state, RenderedParts())
+        delta["refusal"] = refusal
+        return [self._choice_chunk(0, state, delta, "content_filter")]
+
+    def _candidate_chunk(self, candidate: Mapping[str, Any], index: int) -> dict[str, Any] | None:
+        state = self._state(index)
+        if state.finished:
+            return None
+        parts = (candidate.get("content") or {}).get("parts") or []
+        out = state.renderer.render(parts)
+        state.has_tool_calls = state.has_tool_calls or bool(out.tool_calls)
+        reason = candidate.get("finishReason")
+        if reason:
+            out.content += state.renderer.close()
+        delta = self._delta(state, out)
+        refusal = finish_problem(reason, candidate.get("finishMessage"))
+        if refusal:
+            delta["refusal"] = refusal
+        finish = finish_reason_to_openai(reason, has_tool_calls=state.has_tool_calls)
+        logprobs = candidate.get("logprobsResult")
+        if not self.call.want_logprobs or not isinstance(logprobs, Mapping):
+            logprobs = None
+        if finish is None and logprobs is None and set(delta) <= {"role"}:
+            return None  # nothing to say yet (e.g. an empty text part carrying a signature)
+        return self._choice_chunk(index, state, delta, finish, logprobs)
+
+    def _delta(self, state: _ChoiceState, out: RenderedParts) -> dict[str, Any]:
+        delta: dict[str, Any] = {}
+        if not state.started:
+            delta["role"] = "assistant"
+        if out.audio:
+            audio, url = speech_to_audio(out.audio, audio_id=state.audio_id,
+                                         transcript=out.transcript, call=self.call, ctx=self.ctx)
+            delta["audio"] = audio
+            state.renderer.append_link(out, f"[audio]({url})")
+        if out.content:
+            delta["content"] = out.content
+        if out.reasoning:
+            delta["reasoning_content"] = out.reasoning
+        if out.tool_calls:
+            first = state.renderer.tool_call_count - len(out.tool_calls)
+            delta["tool_calls"] = [
+                {"index": first + offset, **tool_call}
+                for offset, tool_call in enumerate(out.tool_calls)
+            ]
+        if out.images:
+            delta["images"] = out.images
+        return delta
+
+    def _choice_chunk(
+        self,
+        index: int,
+        state: _ChoiceState,
+        delta: dict[str, Any],
+        finish: str | None,
+        logprobs: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        state.started = True
+        state.finished = finish is not None
+        choice = {
+            "index": index,
+            "delta": delta,
+            "logprobs": (
+                {"content": logprobs_to_openai(logprobs), "refusal": None} if logprobs else None
+            ),
+            "finish_reason": finish,
+        }
+        chunk = {**self._envelope(), "choices": [choice]}
+        if self.call.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def _envelope(self) -> dict[str, Any]:
+        return {
+            "id": self.ctx.completion_id,
+            "object": "chat.completion.chunk",
+            "created": self.ctx.created,
+            "model": self.call.model.requested,
+        }
