@@ -18,9 +18,13 @@ def main() -> None:
 
 def _register() -> None:
     # Each commands/ module exposes one click command or group named after the module's noun.
-    from gemini_gateway.commands import serve
+    from gemini_gateway.commands import key, license, serve, simulator, usage
 
     main.add_command(serve.serve)
+    main.add_command(simulator.simulator)
+    main.add_command(license.license)
+    main.add_command(key.key)
+    main.add_command(usage.usage)
 
 
 _register()
