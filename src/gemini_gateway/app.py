@@ -8,6 +8,7 @@ any upstream key the gateway starts an in-process Gemini simulator and says so l
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -33,7 +34,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     from gemini_gateway.store.database import Store
     from gemini_gateway.store.limits import build_limiter
     from gemini_gateway.upstream.client import UpstreamClient
-    from gemini_gateway.upstream.keypool import KeyPool
+    from gemini_gateway.upstream.keypool import KeyPool, key_id
 
     settings.data_path.mkdir(parents=True, exist_ok=True)
     state.store = await Store.open(settings)
@@ -46,13 +47,30 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         settings = settings.replace(upstream_base_url=sim_url)
         state.settings = settings
         keys = keys or ["simulator-key"]
-        log.warning(SIMULATOR_BANNER)
+        print(SIMULATOR_BANNER, file=sys.stderr, flush=True)
+        log.warning("no upstream key configured: serving the built-in Gemini simulator")
     key_state = None
     if settings.redis_url:
         from gemini_gateway.store.redis_keystate import RedisKeyState
 
         key_state = RedisKeyState.from_url(settings.redis_url)
     state.pool = KeyPool(keys, state=key_state)
+    env_keys = set(settings.upstream_key_list)
+
+    async def reload_upstream_keys() -> None:
+        """Keys added or removed through the admin API reach the pool at once."""
+        wanted = set(await state.store.upstream_keys.list_secrets()) | env_keys
+        wanted_ids = {key_id(k): k for k in wanted}
+        for kid in state.pool.key_ids:
+            if kid not in wanted_ids:
+                state.pool.remove_key(kid)
+        for kid, secret in wanted_ids.items():
+            if state.pool.get(kid) is None:
+                state.pool.add_key(secret)
+
+    if simulator_runner is None:
+        state.extras["upstream_keys_changed"] = reload_upstream_keys
+    await _print_first_license(state)
     state.upstream = UpstreamClient(settings, state.pool)
     state.limiter = build_limiter(settings)
     state.extras["request_options"] = RequestOptions(safety_threshold=settings.safety_threshold)
@@ -69,6 +87,23 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await state.store.close()
         if simulator_runner is not None:
             await simulator_runner.cleanup()
+
+
+async def _print_first_license(state: AppState) -> None:
+    """On a brand-new data dir, make one license so the quick start works at once."""
+    if await state.store.licenses.list():
+        return
+    _, key = await state.store.licenses.create(name="quickstart", note="made at first start")
+    # Shown once, on stdout (not in the log): the only time this license can be seen.
+    print(
+        "\nNo license existed, so one was made (name 'quickstart'). Try it:\n\n"
+        f"  curl http://localhost:{state.settings.port}/gemini/v1/chat/completions \\\n"
+        "    -H 'Content-Type: application/json' \\\n"
+        f"    -H 'Authorization: {key}' \\\n"
+        """    -d '{"model": "gemini-2.0-flash",\n"""
+        """         "messages": [{"role": "user", "content": "Hi"}]}'\n""",
+        flush=True,
+    )
 
 
 async def _start_media(state: AppState) -> None:
