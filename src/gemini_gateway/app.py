@@ -72,7 +72,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         state.extras["upstream_keys_changed"] = reload_upstream_keys
     await _print_first_license(state)
     state.upstream = UpstreamClient(settings, state.pool)
-    state.limiter = build_limiter(settings)
+    state.limiter = build_limiter(settings, tokens_used=state.store.ledger.tokens_used)
     state.extras["request_options"] = RequestOptions(safety_threshold=settings.safety_threshold)
     await _start_media(state)
     try:
