@@ -281,28 +281,32 @@ WEATHER_TOOL = {"type": "function", "function": {
 
 
 @pytest.mark.parametrize(
-    ("extra", "param"),
+    ("extra", "key"),
     [
         pytest.param({"tools": [WEATHER_TOOL]}, "tools", id="product-function-calling"),
         pytest.param({"tools": [{"type": "function", "function": {"name": "codeExecution"}}]},
                      "tools", id="product-code-execution"),
-        pytest.param({"tool_choice": "required"}, "tool_choice", id="tool-choice"),
+        pytest.param({"tools": [WEATHER_TOOL], "tool_choice": "required"}, "toolConfig",
+                     id="tool-choice"),
         pytest.param({"response_format": {"type": "json_schema", "json_schema": {
-            "name": "x", "schema": {"type": "object"}}}}, "response_format", id="json-schema"),
+            "name": "x", "schema": {"type": "object"}}}}, "generationConfig", id="json-schema"),
         pytest.param({"messages": [user("weather?"), {"role": "assistant", "content": None,
                       "tool_calls": [{"id": "c1", "type": "function", "function": {
                           "name": "get_current_weather", "arguments": "{}"}}]},
                       {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]},
-                     "messages[1]", id="assistant-tool-calls"),
-        pytest.param({"messages": [user("weather?"),
-                      {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]},
-                     "messages[1]", id="tool-message"),
+                     "contents", id="assistant-tool-calls"),
     ],
 )
-def test_function_calling_is_refused_until_tools_exist(extra: dict[str, Any],
-                                                       param: str) -> None:
+def test_function_calling_reaches_the_body(extra: dict[str, Any], key: str) -> None:
+    """Function calling is translated by tools.py (its own tests: test_translate_tools*.py)."""
     request = {"model": "gemini-2.0-flash", "messages": [user("What is the weather?")], **extra}
+    body = chat_request_to_gemini(request).body
+    assert key in body
+
+
+def test_tool_message_without_its_call_is_refused() -> None:
+    request = {"model": "gemini-2.0-flash", "messages": [
+        user("weather?"), {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}
     with pytest.raises(InvalidRequest) as caught:
         chat_request_to_gemini(request)
-    assert caught.value.param == param
-    assert "not supported yet" in caught.value.message
+    assert caught.value.param == "messages[1].tool_call_id"

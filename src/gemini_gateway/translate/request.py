@@ -12,7 +12,8 @@ and Gemini's GenerateContentRequest (shared/schemas/gemini-v1beta.*). The pieces
   (ai.google.dev/gemini-api/docs/openai#extra-body);
 - safety: every harm category at the operator's threshold (default OFF), a request's
   ``safety_settings`` overriding per category;
-- function calling and response_format: one hook below, filled in by tools.py.
+- function calling, built-in tools and response_format: tools.py, toolcalls.py, schema.py, through
+  the two functions at the end.
 
 Unknown OpenAI parameters are ignored; a known one with a wrong type or range is a 400 naming it.
 """
@@ -24,15 +25,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemini_gateway.errors import InvalidRequest
-from gemini_gateway.translate.call import GeminiCall
-from gemini_gateway.translate.content import messages_to_contents
+from gemini_gateway.translate.call import GeminiCall, ModelSpec
+from gemini_gateway.translate.content import ToolParts, messages_to_contents
 from gemini_gateway.translate.generation import (
     audio_format,
     output_config,
     sampling_config,
     thinking_config,
 )
-from gemini_gateway.translate.models import parse_model
+from gemini_gateway.translate.models import is_gemini3, parse_model
+from gemini_gateway.translate.schema import response_format_to_gemini
+from gemini_gateway.translate.toolcalls import message_tool_parts, tool_call_names
+from gemini_gateway.translate.tools import ToolPlan, check_tools_with_json_output, tools_to_gemini
 from gemini_gateway.translate.types import GenerateContentRequest, Part, SafetySetting
 
 HARM_CATEGORIES: tuple[str, ...] = (
@@ -66,7 +70,7 @@ def chat_request_to_gemini(
     if not request.get("messages"):
         raise InvalidRequest("messages must be a non-empty array", param="messages")
     system, contents = messages_to_contents(
-        request["messages"], media, tool_parts=_tool_message_parts
+        request["messages"], media, tool_parts=_tool_message_parts(request["messages"], spec)
     )
     _check_conversation(contents)
 
@@ -86,7 +90,7 @@ def chat_request_to_gemini(
             raise InvalidRequest("cached_content must be a cache name such as cachedContents/…",
                                  param="google.cached_content")
         body["cachedContent"] = cached
-    tool_names = _apply_tools(request, body)
+    tools = _apply_tools(request, body, spec.upstream)
 
     stream = _flag(request, "stream")
     stream_options = request.get("stream_options")
@@ -96,6 +100,8 @@ def chat_request_to_gemini(
     extra: dict[str, Any] = {}
     if (fmt := audio_format(request)) is not None:
         extra["audio_format"] = fmt
+    if tools.single_call:
+        extra["single_tool_call"] = True
     return GeminiCall(
         model=spec,
         body=dict(body),
@@ -104,7 +110,7 @@ def chat_request_to_gemini(
         n=generation.get("candidateCount", 1),
         show_thoughts=bool(thinking.get("includeThoughts")),
         want_logprobs=bool(generation.get("responseLogprobs")),
-        tool_names=tool_names,
+        tool_names=tools.function_names,
         extra=extra,
     )
 
@@ -171,28 +177,29 @@ def _flag(mapping: Mapping[str, Any], key: str, param: str | None = None) -> boo
 
 
 # --- Function calling and response_format: the single place tools.py / schema.py plug in. ----
-# Until they exist, anything that needs them is refused, so nothing is silently dropped.
 
 
-def _tool_message_parts(message: Mapping[str, Any], index: int) -> list[Part]:
-    """Parts for a ``tool``/``function`` message, or an assistant's tool_calls (functionCall)."""
-    raise InvalidRequest(
-        "tool messages and assistant tool_calls are not supported yet", param=f"messages[{index}]"
+def _tool_message_parts(messages: Any, spec: ModelSpec) -> ToolParts:
+    """Parts for ``tool``/``function`` messages and assistants' tool calls (toolcalls.py)."""
+    names = tool_call_names(
+        [m for m in messages if isinstance(m, Mapping)] if isinstance(messages, list) else []
     )
+    gemini3 = is_gemini3(spec.upstream)
+
+    def parts(message: Mapping[str, Any], index: int) -> list[Part]:
+        found = message_tool_parts(message, names, gemini3=gemini3, param=f"messages[{index}]")
+        return found  # type: ignore[return-value]
+
+    return parts
 
 
-def _apply_tools(request: Mapping[str, Any], body: GenerateContentRequest) -> tuple[str, ...]:
-    """tools, tool_choice and response_format → body; returns the declared function names."""
-    for key in ("tools", "functions"):
-        if request.get(key):
-            raise InvalidRequest(f"{key} are not supported yet", param=key)
-    for key in ("tool_choice", "function_call"):
-        if request.get(key) not in (None, "none", "auto"):
-            raise InvalidRequest(f"{key} is not supported yet", param=key)
-    response_format = request.get("response_format")
-    if response_format is not None:
-        kind = response_format.get("type") if isinstance(response_format, Mapping) else None
-        if kind != "text":
-            raise InvalidRequest(f"response_format {kind!r} is not supported yet",
-                                 param="response_format")
-    return ()
+def _apply_tools(request: Mapping[str, Any], body: GenerateContentRequest, model: str
+                 ) -> ToolPlan:
+    """tools, tool_choice, web_search_options and response_format → body (tools.py, schema.py)."""
+    plan = tools_to_gemini(request, model)
+    plan.apply(body)  # type: ignore[arg-type]
+    output = response_format_to_gemini(request.get("response_format"), model)
+    if output:
+        body.setdefault("generationConfig", {}).update(output)  # type: ignore[typeddict-item]
+    check_tools_with_json_output(plan, body.get("generationConfig") or {}, model)
+    return plan

@@ -5,7 +5,10 @@ Parts map in order: text → ``content``; ``thought: true`` text → ``reasoning
 ``<think>`` tags at the head of ``content``) only when ``call.show_thoughts``; ``inlineData``
 images → a markdown image in ``content`` plus ``message.images`` (the OpenRouter shape); PCM speech
 → a WAV in OpenAI's ``message.audio`` plus a link in ``content``; ``functionCall`` →
-``tool_calls``. Thought signatures on text parts are dropped. ``PartRenderer._tool_part`` is the
+``tool_calls`` (thought signature carried in the id, toolcalls.py); ``executableCode`` and
+``codeExecutionResult`` → fenced blocks in ``content``; ``groundingMetadata`` → a "Sources" list
+after the answer plus ``message.annotations`` (tool_output.py). Thought signatures on text parts
+are dropped. ``PartRenderer._tool_part`` is the
 one place other parts are handed to the tools translation; ``stream.py`` renders through the same
 class.
 
@@ -23,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,12 @@ from typing import Any
 
 from gemini_gateway.translate.audio import is_pcm_audio, pcm_format, pcm_to_wav
 from gemini_gateway.translate.call import GeminiCall, ResponseContext
+from gemini_gateway.translate.tool_output import (
+    grounding_annotations,
+    grounding_sources_text,
+    tool_part_to_text,
+)
+from gemini_gateway.translate.toolcalls import function_call_to_tool_call
 from gemini_gateway.translate.usage import usage_to_openai
 
 __all__ = [
@@ -264,26 +272,31 @@ class PartRenderer:
     def _tool_part(self, part: Mapping[str, Any], out: RenderedParts) -> None:
         """Hand-off point: every part that is neither text nor media goes to the tools translation.
 
-        Until tools.py takes over: ``functionCall`` → a plain tool call; code execution parts
-        (``executableCode``, ``codeExecutionResult``) and others are not shown yet.
+        ``functionCall`` → a tool call (carrying its thought signature, see toolcalls.py; only
+        the first of a turn when the client set ``parallel_tool_calls: false``); code execution
+        parts → fenced blocks in content (tool_output.py); other parts are not shown.
         """
         if "functionCall" in part:
+            if self.call.extra.get("single_tool_call") and self.tool_call_count:
+                return
             self._close_think(out)
-            out.tool_calls.append(_function_call_to_tool_call(part))
+            out.tool_calls.append(function_call_to_tool_call(part))
             self.tool_call_count += 1
+            return
+        text = tool_part_to_text(part)
+        if text is not None:
+            self._close_think(out)
+            self._write(out, text)
 
-
-def _function_call_to_tool_call(part: Mapping[str, Any]) -> dict[str, Any]:
-    """A Gemini ``functionCall`` part as an OpenAI function tool call with a fresh id."""
-    function_call = part.get("functionCall") or {}
-    # stdlib json: translate/ stays free of third-party imports.
-    arguments = json.dumps(function_call.get("args") or {}, ensure_ascii=False,
-                           separators=(",", ":"))
-    return {
-        "id": "call_" + secrets.token_hex(12),
-        "type": "function",
-        "function": {"name": str(function_call.get("name", "")), "arguments": arguments},
-    }
+    def append_grounding(self, out: RenderedParts, content: str,
+                         metadata: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+        """Add the "Sources" list after the answer; return the ``url_citation`` annotations
+        for ``content`` (the whole answer so far)."""
+        if not metadata:
+            return []
+        annotations = grounding_annotations(metadata, content)
+        self._write(out, grounding_sources_text(metadata))
+        return annotations
 
 
 def speech_to_audio(
@@ -321,6 +334,9 @@ def _candidate_to_choice(
                                      transcript=out.transcript, call=call, ctx=ctx)
         message["audio"] = audio
         renderer.append_link(out, f"[audio]({url})")
+    annotations = renderer.append_grounding(out, out.content, candidate.get("groundingMetadata"))
+    if annotations:
+        message["annotations"] = annotations
     reason = candidate.get("finishReason")
     refusal = finish_problem(reason, candidate.get("finishMessage"))
     has_content = bool(out.content) or not (out.tool_calls or refusal)

@@ -36,6 +36,8 @@ class _ChoiceState:
     started: bool = False  # the role has been sent
     finished: bool = False
     has_tool_calls: bool = False
+    content: list[str] = field(default_factory=list)  # content sent so far, for annotations
+    grounding: Mapping[str, Any] | None = None  # the last groundingMetadata seen
 
 
 def _has_counts(usage: Mapping[str, Any]) -> bool:
@@ -76,8 +78,9 @@ class ChatStreamTranslator:
             if state.finished:
                 continue
             out = RenderedParts(content=state.renderer.close())
+            delta = self._closing_delta(state, out)
             reason = "tool_calls" if state.has_tool_calls else "stop"
-            chunks.append(self._choice_chunk(index, state, self._delta(state, out), reason))
+            chunks.append(self._choice_chunk(index, state, delta, reason))
         if self.call.include_usage:
             usage = self.usage or usage_to_openai(None)
             chunks.append({**self._envelope(), "choices": [], "usage": usage})
@@ -104,10 +107,14 @@ class ChatStreamTranslator:
         parts = (candidate.get("content") or {}).get("parts") or []
         out = state.renderer.render(parts)
         state.has_tool_calls = state.has_tool_calls or bool(out.tool_calls)
+        if isinstance(candidate.get("groundingMetadata"), Mapping):
+            state.grounding = candidate["groundingMetadata"]
         reason = candidate.get("finishReason")
         if reason:
             out.content += state.renderer.close()
-        delta = self._delta(state, out)
+            delta = self._closing_delta(state, out)
+        else:
+            delta = self._delta(state, out)
         refusal = finish_problem(reason, candidate.get("finishMessage"))
         if refusal:
             delta["refusal"] = refusal
@@ -118,6 +125,16 @@ class ChatStreamTranslator:
         if finish is None and logprobs is None and set(delta) <= {"role"}:
             return None  # nothing to say yet (e.g. an empty text part carrying a signature)
         return self._choice_chunk(index, state, delta, finish, logprobs)
+
+    def _closing_delta(self, state: _ChoiceState, out: RenderedParts) -> dict[str, Any]:
+        """The last delta of a choice: grounding sources after the answer, with annotations
+        (an addition to OpenAI's delta shape, as on ``message.annotations``)."""
+        content = "".join(state.content) + out.content
+        annotations = state.renderer.append_grounding(out, content, state.grounding)
+        delta = self._delta(state, out)
+        if annotations:
+            delta["annotations"] = annotations
+        return delta
 
     def _delta(self, state: _ChoiceState, out: RenderedParts) -> dict[str, Any]:
         delta: dict[str, Any] = {}
@@ -130,6 +147,7 @@ class ChatStreamTranslator:
             state.renderer.append_link(out, f"[audio]({url})")
         if out.content:
             delta["content"] = out.content
+            state.content.append(out.content)
         if out.reasoning:
             delta["reasoning_content"] = out.reasoning
         if out.tool_calls:
