@@ -1,0 +1,138 @@
+"""Limit counters on Redis, shared by every replica: one Lua script per admit, one per settle.
+
+A script runs atomically on the server, so "check every counter, then apply all or none" holds
+across replicas without locks or retries. Times (windows, slot leases) come from the limiter, so
+the scripts hold no rules of their own; they mirror ``limits_memory.MemoryCounters`` exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gemini_gateway.errors import GatewayError
+from gemini_gateway.store.limits import CounterCheck, ReserveResult, SlotCheck
+
+# KEYS: n counters, then the slot set if any. ARGV: n, (limit, amount, ttl) per counter,
+# then slot limit, member, now, lease end, key ttl. Returns {refused, slots held, values...}.
+_RESERVE = """
+local n = tonumber(ARGV[1])
+local values = {}
+local refused = 0
+for i = 1, n do
+  local v = tonumber(redis.call('GET', KEYS[i]) or '0')
+  values[i] = v
+  local a = 2 + (i - 1) * 3
+  if refused == 0 and v + tonumber(ARGV[a + 1]) > tonumber(ARGV[a]) then
+    refused = i
+  end
+end
+local held = 0
+local s = 2 + n * 3
+local slot = KEYS[n + 1]
+if slot then
+  redis.call('ZREMRANGEBYSCORE', slot, '-inf', ARGV[s + 2])
+  held = redis.call('ZCARD', slot)
+  if refused == 0 and held >= tonumber(ARGV[s]) then
+    refused = n + 1
+  end
+end
+if refused == 0 then
+  for i = 1, n do
+    local a = 2 + (i - 1) * 3
+    values[i] = redis.call('INCRBY', KEYS[i], ARGV[a + 1])
+    local ttl = tonumber(ARGV[a + 2])
+    if ttl > 0 and redis.call('TTL', KEYS[i]) < 0 then
+      redis.call('EXPIRE', KEYS[i], ttl)
+    end
+  end
+  if slot then
+    redis.call('ZADD', slot, ARGV[s + 3], ARGV[s + 1])
+    redis.call('EXPIRE', slot, ARGV[s + 4])
+    held = held + 1
+  end
+end
+local out = {refused, held}
+for i = 1, n do
+  out[i + 2] = values[i]
+end
+return out
+"""
+
+# KEYS: n counters, then the slot set if any. ARGV: n, a delta per counter, then the member.
+_ADJUST = """
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    if redis.call('INCRBY', KEYS[i], ARGV[i + 1]) < 0 then
+      redis.call('SET', KEYS[i], 0, 'KEEPTTL')
+    end
+  end
+end
+if KEYS[n + 1] then
+  redis.call('ZREM', KEYS[n + 1], ARGV[n + 2])
+end
+return 1
+"""
+
+
+class RedisCounters:
+    """``CounterBackend`` on Redis. ``prefix`` namespaces every key (tests use a random one)."""
+
+    def __init__(self, client: Redis, *, prefix: str = "gg:") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._reserve = client.register_script(_RESERVE)
+        self._adjust = client.register_script(_ADJUST)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "gg:") -> RedisCounters:
+        client = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        return cls(client, prefix=prefix)
+
+    async def reserve(
+        self, counters: Sequence[CounterCheck], slot: SlotCheck | None
+    ) -> ReserveResult:
+        keys = [self._prefix + c.key for c in counters]
+        args: list[str | int | float] = [len(counters)]
+        for c in counters:
+            args += [c.limit, c.amount, c.ttl]
+        if slot is not None:
+            keys.append(self._prefix + slot.key)
+            key_ttl = int(slot.expires_at - slot.now) + 60
+            args += [slot.limit, slot.member, repr(slot.now), repr(slot.expires_at), key_ttl]
+        try:
+            reply = await self._reserve(keys=keys, args=args)
+        except RedisError as exc:
+            raise _unreachable() from exc
+        refused = int(reply[0]) - 1  # the script counts from 1, 0 meaning "admitted"
+        return ReserveResult(
+            refused=None if refused < 0 else refused,
+            values=[int(v) for v in reply[2:]],
+            slots=int(reply[1]),
+        )
+
+    async def adjust(
+        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, member: str | None
+    ) -> None:
+        keys = [self._prefix + key for key, _ in deltas]
+        args: list[str | int] = [len(deltas), *(delta for _, delta in deltas)]
+        if slot_key is not None and member is not None:
+            keys.append(self._prefix + slot_key)
+            args.append(member)
+        await self._adjust(keys=keys, args=args)
+
+    async def seed(self, key: str, value: int, ttl: int) -> None:
+        try:
+            await self._client.set(self._prefix + key, value, nx=True, ex=ttl or None)
+        except RedisError as exc:
+            raise _unreachable() from exc
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _unreachable() -> GatewayError:
+    return GatewayError("The limits store (Redis) is unreachable.", code="limits_unavailable")
