@@ -78,6 +78,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if state.media is not None:
+            await state.media.close()
         await state.upstream.close()
         close_limiter = getattr(state.limiter, "close", None)
         if close_limiter is not None:
