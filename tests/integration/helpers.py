@@ -34,12 +34,24 @@ class RawResponse:
 _pool = urllib3.PoolManager()
 
 
-def post(url: str, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None,
-         timeout: float = 30) -> RawResponse:
+def post(
+    url: str,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+    timeout: float = 30,
+) -> RawResponse:
     data = raw if raw is not None else json.dumps(body).encode()
     all_headers = {"Content-Type": "application/json", **(headers or {})}
-    resp = _pool.request("POST", url, body=data, headers=all_headers, timeout=timeout,
-                         retries=False, preload_content=True)
+    resp = _pool.request(
+        "POST",
+        url,
+        body=data,
+        headers=all_headers,
+        timeout=timeout,
+        retries=False,
+        preload_content=True,
+    )
     return RawResponse(resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.data)
 
 

@@ -39,7 +39,9 @@ def test_product_page_basic_call_verbatim(gateway, sim) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     sent = sim.requests()[-1]
     assert "gemini-2.0-flash:streamGenerateContent" in sent["path"]
-    assert sent["body"]["contents"] == [{"role": "user", "parts": [{"text": "What model are you?"}]}]
+    assert sent["body"]["contents"] == [
+        {"role": "user", "parts": [{"text": "What model are you?"}]}
+    ]
 
 
 @pytest.mark.parametrize("bearer", [False, True], ids=["raw", "bearer"])
@@ -146,13 +148,27 @@ def test_bad_license_is_401(gateway, headers) -> None:
     ("body", "param"),
     [
         ({"model": "gemini-2.0-flash", "messages": []}, "messages"),
-        ({"model": "gemini-2.0-flash", "messages": [{"role": "system", "content": "x"}]},
-         "messages"),
+        (
+            {"model": "gemini-2.0-flash", "messages": [{"role": "system", "content": "x"}]},
+            "messages",
+        ),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-        ({"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "x"}],
-          "temperature": "hot"}, "temperature"),
-        ({"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "x"}],
-          "stop": ["a", "b", "c", "d", "e", "f"]}, "stop"),
+        (
+            {
+                "model": "gemini-2.0-flash",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": "hot",
+            },
+            "temperature",
+        ),
+        (
+            {
+                "model": "gemini-2.0-flash",
+                "messages": [{"role": "user", "content": "x"}],
+                "stop": ["a", "b", "c", "d", "e", "f"],
+            },
+            "stop",
+        ),
     ],
     ids=["empty", "only-system", "no-model", "bad-temperature", "six-stops"],
 )
@@ -172,8 +188,11 @@ def test_unknown_route_is_404_envelope(gateway) -> None:
 
 
 def test_request_id_on_every_response(gateway) -> None:
-    resp = post(gateway.base_url + "/chat/completions", {**BASIC, "stream": False},
-                {**_headers(gateway), "x-request-id": "my-trace-1"})
+    resp = post(
+        gateway.base_url + "/chat/completions",
+        {**BASIC, "stream": False},
+        {**_headers(gateway), "x-request-id": "my-trace-1"},
+    )
     assert resp.headers["x-request-id"] == "my-trace-1"
     resp = get(gateway.url + "/healthz")
     assert resp.headers["x-request-id"].startswith("req_")
@@ -196,10 +215,16 @@ def test_models_need_a_license(gateway) -> None:
 
 
 def test_upstream_client_error_passes_through_not_retried(gateway, sim) -> None:
-    sim.add_fault(status=400, body={"error": {"code": 400, "message": "Bad thing in request",
-                                              "status": "INVALID_ARGUMENT"}}, times=1)
-    resp = post(gateway.base_url + "/chat/completions", {**BASIC, "stream": False},
-                _headers(gateway))
+    sim.add_fault(
+        status=400,
+        body={
+            "error": {"code": 400, "message": "Bad thing in request", "status": "INVALID_ARGUMENT"}
+        },
+        times=1,
+    )
+    resp = post(
+        gateway.base_url + "/chat/completions", {**BASIC, "stream": False}, _headers(gateway)
+    )
     err = assert_openai_error(resp, 400)
     assert "Bad thing" in err["message"]
     assert len(sim.requests()) == 1
@@ -211,5 +236,6 @@ def test_sdk_raises_typed_errors(gateway) -> None:
         client.chat.completions.create(model="gemini-2.0-flash", messages=[])
     bad = openai.OpenAI(base_url=gateway.base_url, api_key="nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
-        bad.chat.completions.create(model="gemini-2.0-flash",
-                                    messages=[{"role": "user", "content": "hi"}])
+        bad.chat.completions.create(
+            model="gemini-2.0-flash", messages=[{"role": "user", "content": "hi"}]
+        )

@@ -75,8 +75,7 @@ def test_upstream_slow_first_byte_times_out_to_504(start_gateway, sim) -> None:
 def test_stream_cut_midway_ends_with_error_event(gateway, sim) -> None:
     sim.configure(stream_chunks=6)
     sim.add_fault(cut_after=2, times=1)
-    resp = post(gateway.base_url + "/chat/completions", {**PLAIN, "stream": True},
-                _auth(gateway))
+    resp = post(gateway.base_url + "/chat/completions", {**PLAIN, "stream": True}, _auth(gateway))
     assert resp.status == 200
     events = resp.sse_events()
     assert events[-1] == "[DONE]"
@@ -86,10 +85,10 @@ def test_stream_cut_midway_ends_with_error_event(gateway, sim) -> None:
 
 
 def test_upstream_failure_before_stream_is_plain_http_error(gateway, sim) -> None:
-    sim.add_fault(status=400, body={"error": {"code": 400, "message": "nope",
-                                              "status": "INVALID_ARGUMENT"}})
-    resp = post(gateway.base_url + "/chat/completions", {**PLAIN, "stream": True},
-                _auth(gateway))
+    sim.add_fault(
+        status=400, body={"error": {"code": 400, "message": "nope", "status": "INVALID_ARGUMENT"}}
+    )
+    resp = post(gateway.base_url + "/chat/completions", {**PLAIN, "stream": True}, _auth(gateway))
     assert_openai_error(resp, 400)
 
 
@@ -99,7 +98,8 @@ async def test_client_disconnect_cancels_upstream(gateway, sim) -> None:
     reader, writer = await asyncio.open_connection(host, int(port))
     body = json.dumps({**PLAIN, "stream": True}).encode()
     writer.write(
-        b"POST /gemini/v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /gemini/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\n"
         + f"Authorization: {gateway.license}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
@@ -124,8 +124,9 @@ def test_sigterm_lets_open_streams_finish(start_gateway, sim) -> None:
     result: dict[str, object] = {}
 
     def run() -> None:
-        result["resp"] = post(gw.base_url + "/chat/completions", {**PLAIN, "stream": True},
-                              _auth(gw))
+        result["resp"] = post(
+            gw.base_url + "/chat/completions", {**PLAIN, "stream": True}, _auth(gw)
+        )
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -149,7 +150,9 @@ def test_log_line_per_request_without_secrets(start_gateway) -> None:
     assert "not-a-license-xyz" not in logs
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     requests = [x for x in lines if x.get("logger") == "gemini_gateway.access"]
-    ok = [x for x in requests if x.get("status") == 200 and x.get("path", "").endswith("completions")]
+    ok = [
+        x for x in requests if x.get("status") == 200 and x.get("path", "").endswith("completions")
+    ]
     assert ok, logs
     entry = ok[-1]
     for field in ("request_id", "license", "model", "status", "latency_ms", "key"):
