@@ -7,9 +7,10 @@ any upstream key the gateway starts an in-process Gemini simulator and says so l
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from gemini_gateway.config import Settings
 from gemini_gateway.translate.request import RequestOptions
 
 log = logging.getLogger("gemini_gateway")
+KEY_RELOAD_INTERVAL = 5.0  # seconds; like the license cache, changes elsewhere land this late
 
 SIMULATOR_BANNER = """
 ==============================================================================
@@ -49,11 +51,10 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         keys = keys or ["simulator-key"]
         print(SIMULATOR_BANNER, file=sys.stderr, flush=True)
         log.warning("no upstream key configured: serving the built-in Gemini simulator")
-    key_state = None
-    if settings.redis_url:
-        from gemini_gateway.store.redis_keystate import RedisKeyState
+    from gemini_gateway.store.key_state import key_state_for
 
-        key_state = RedisKeyState.from_url(settings.redis_url)
+    # Redis for replicas, else a file in the data dir that `key list/enable/disable` share.
+    key_state = key_state_for(settings)
     state.pool = KeyPool(keys, state=key_state)
     env_keys = set(settings.upstream_key_list)
 
@@ -68,9 +69,13 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             if state.pool.get(kid) is None:
                 state.pool.add_key(secret)
 
+    key_reloader = None
     if simulator_runner is None:
         state.extras["upstream_keys_changed"] = reload_upstream_keys
-    await _print_first_license(state)
+        # Keys added or removed with the CLI, or by another replica, reach this pool too.
+        key_reloader = asyncio.create_task(_every(KEY_RELOAD_INTERVAL, reload_upstream_keys))
+    if simulator_runner is not None:  # with real keys, only the operator issues licenses
+        await _print_first_license(state)
     state.upstream = UpstreamClient(settings, state.pool)
     state.limiter = build_limiter(settings, tokens_used=state.store.ledger.tokens_used)
     state.extras["request_options"] = RequestOptions(safety_threshold=settings.safety_threshold)
@@ -78,6 +83,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if key_reloader is not None:
+            key_reloader.cancel()
         if state.media is not None:
             await state.media.close()
         await state.upstream.close()
@@ -89,6 +96,16 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await state.store.close()
         if simulator_runner is not None:
             await simulator_runner.cleanup()
+
+
+async def _every(seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` every ``seconds`` until cancelled; a failure waits for the next round."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await work()
+        except Exception:
+            log.warning("reloading upstream keys failed", exc_info=True)
 
 
 async def _print_first_license(state: AppState) -> None:

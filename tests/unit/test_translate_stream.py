@@ -184,7 +184,7 @@ def test_stream_function_call() -> None:
         event({"functionCall": {"name": "get_time", "args": {}}}, finish="STOP"),
     ]
     chunks, _ = run(events)
-    first, second = (c["choices"][0] for c in chunks)
+    first, second, ending = (c["choices"][0] for c in chunks)
     assert first["delta"]["role"] == "assistant"
     [call_a] = first["delta"]["tool_calls"]
     [call_b] = second["delta"]["tool_calls"]
@@ -192,7 +192,8 @@ def test_stream_function_call() -> None:
     assert call_a["function"]["name"] == "get_current_weather"
     assert json.loads(call_a["function"]["arguments"]) == {"location": "Boston, MA"}
     assert call_a["id"].startswith("call_") and call_a["id"] != call_b["id"]
-    assert second["finish_reason"] == "tool_calls"
+    assert second["finish_reason"] is None  # as OpenAI: the finish comes in a chunk of its own
+    assert ending["delta"] == {} and ending["finish_reason"] == "tool_calls"
 
 
 def test_stream_blocked_prompt() -> None:

@@ -122,4 +122,11 @@ class Accounting:
         )
 
 
+async def record_refusal(ledger: Any, record: RequestRecord, error: Any) -> None:
+    """The ledger row of a request refused before it went upstream (403, 400, 429): nothing
+    was reserved, so there is nothing to settle; the row says who was refused and why."""
+    record.status, record.error_code = error.status, error.code or error.type
+    await Accounting(ledger, None, record).finish()
+
+
 _background: set[asyncio.Future[None]] = set()

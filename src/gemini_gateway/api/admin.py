@@ -24,6 +24,8 @@ from gemini_gateway.api.state import get_state
 from gemini_gateway.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gemini_gateway.store._dates import parse_moment
 from gemini_gateway.store.database import Store
+from gemini_gateway.store.key_state import OPERATOR_REASON, describe_keys
+from gemini_gateway.store.upstream_keys import upstream_key_id
 
 routes = web.RouteTableDef()
 PREFIX = "/admin/v1"
@@ -129,8 +131,43 @@ async def rotate_license(request: web.Request) -> web.Response:
 
 @routes.get(PREFIX + "/upstream_keys")
 async def list_upstream_keys(request: web.Request) -> web.Response:
-    records = await _store(request).upstream_keys.list()
-    return _json({"object": "list", "data": [r.to_dict() for r in records]})
+    """Stored and environment keys, each with its live state as this gateway sees it."""
+    store = _store(request)
+    state = get_state(request)
+    records = await store.upstream_keys.list()
+    env = state.settings.upstream_key_list
+    data = describe_keys(records, env, await _snapshots(request))
+    return _json({"object": "list", "data": data})
+
+
+async def _snapshots(request: web.Request) -> dict[str, Any]:
+    """Each pooled key's state as this gateway sees it, fresh from the shared state."""
+    pool = get_state(request).pool
+    if pool is None:
+        return {}
+    await pool.refresh()  # the shared state's news, and our unflushed counters
+    return {snap.id: snap for snap in pool.snapshot()}
+
+
+async def _set_key_enabled(request: web.Request, enabled: bool) -> dict[str, Any]:
+    """A stored key's flag (and the pool follows); any pooled key's disabled flag or cool-down."""
+    store = _store(request)
+    state = get_state(request)
+    key_id = request.match_info["key_id"]
+    env = {upstream_key_id(s): s for s in state.settings.upstream_key_list}
+    stored = {r.id for r in await store.upstream_keys.list()}
+    records = []
+    if key_id not in env or key_id in stored:
+        records = [await store.upstream_keys.set_enabled(key_id, enabled)]
+    await _keys_changed(request)
+    pool = state.pool
+    if pool is not None and pool.get(key_id) is not None:
+        if enabled:
+            await pool.enable(key_id)
+        else:
+            await pool.disable(key_id, OPERATOR_REASON)
+    env_secrets = [] if records else [env[key_id]]
+    return describe_keys(records, env_secrets, await _snapshots(request))[0]
 
 
 @routes.post(PREFIX + "/upstream_keys")
@@ -142,21 +179,17 @@ async def add_upstream_key(request: web.Request) -> web.Response:
         raise InvalidRequest("key (a string) is required; note is optional text.", param="key")
     record = await store.upstream_keys.add(secret, note=note)
     await _keys_changed(request)
-    return _json(record.to_dict())
+    return _json(describe_keys([record], [], await _snapshots(request))[0])
 
 
 @routes.post(PREFIX + "/upstream_keys/{key_id}/disable")
 async def disable_upstream_key(request: web.Request) -> web.Response:
-    record = await _store(request).upstream_keys.set_enabled(request.match_info["key_id"], False)
-    await _keys_changed(request)
-    return _json(record.to_dict())
+    return _json(await _set_key_enabled(request, False))
 
 
 @routes.post(PREFIX + "/upstream_keys/{key_id}/enable")
 async def enable_upstream_key(request: web.Request) -> web.Response:
-    record = await _store(request).upstream_keys.set_enabled(request.match_info["key_id"], True)
-    await _keys_changed(request)
-    return _json(record.to_dict())
+    return _json(await _set_key_enabled(request, True))
 
 
 @routes.delete(PREFIX + "/upstream_keys/{key_id}")
@@ -355,9 +388,16 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "object": {"const": "upstream_key"},
             "redacted_value": {"type": "string"},
             "enabled": {"type": "boolean"},
-            "created_at": {"type": "integer"},
-            "updated_at": {"type": "integer"},
+            "created_at": {"type": ["integer", "null"]},
+            "updated_at": {"type": ["integer", "null"]},
             "note": {"type": "string"},
+            "source": {"type": "string", "enum": ["database", "env"]},
+            "state": {"type": "string", "enum": ["healthy", "cooling", "disabled"]},
+            "cooling_until": {"type": ["integer", "null"], "description": "Unix seconds."},
+            "reason": {"type": ["string", "null"], "description": "Why cooling or disabled."},
+            "last_error": {"type": ["string", "null"]},
+            "successes": {"type": "integer"},
+            "failures": {"type": "integer"},
         },
     },
     "AdminUsageTotals": {

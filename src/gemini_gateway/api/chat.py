@@ -14,10 +14,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gemini_gateway.api.accounting import Accounting, RequestRecord, estimate_tokens
+from gemini_gateway.api.accounting import (
+    Accounting,
+    RequestRecord,
+    estimate_tokens,
+    record_refusal,
+)
 from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.errors import stream_error_event
 from gemini_gateway.api.media_links import response_context
+from gemini_gateway.api.request_body import parse_json, read_body
 from gemini_gateway.api.state import AppState, get_state
 from gemini_gateway.errors import GatewayError, InvalidRequest
 from gemini_gateway.translate.content import media_parts
@@ -38,11 +44,11 @@ DONE = b"data: [DONE]\n\n"
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    raw = await request.read()
+    raw = await read_body(request, int(get_state(request).settings.max_body_bytes))
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
-        body = orjson.loads(raw)
+        body = parse_json(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc.msg}.") from exc
     if not isinstance(body, dict):
@@ -60,25 +66,27 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a string.", param="model")
     request["log"]["model"] = model
-    license.check(model, client_ip(request))
-
-    messages = body.get("messages")
-    pinned_key = None
-    media = None
-    if isinstance(messages, list) and state.media is not None and media_parts(messages):
-        resolved = await state.media.resolve(messages)
-        media, pinned_key = resolved.parts, resolved.pinned_key
-    call = chat_request_to_gemini(body, media=media, options=state.extras["request_options"])
-    call.extra["generated_media_ttl"] = state.settings.generated_media_ttl
-
     record = RequestRecord(
         request_id=request["log"]["request_id"],
         license=license,
         model_requested=model,
-        model_sent=call.model.upstream,
-        stream=call.stream,
+        stream=body.get("stream") is True,
     )
-    admission = await state.limiter.admit(license, estimated_tokens=estimate_tokens(body))
+    try:  # a request refused before it goes upstream (403, 400, 429) still gets its ledger row
+        license.check(model, client_ip(request))
+        messages = body.get("messages")
+        pinned_key = None
+        media = None
+        if isinstance(messages, list) and state.media is not None and media_parts(messages):
+            resolved = await state.media.resolve(messages)
+            media, pinned_key = resolved.parts, resolved.pinned_key
+        call = chat_request_to_gemini(body, media=media, options=state.extras["request_options"])
+        call.extra["generated_media_ttl"] = state.settings.generated_media_ttl
+        record.model_sent, record.stream = call.model.upstream, call.stream
+        admission = await state.limiter.admit(license, estimated_tokens=estimate_tokens(body))
+    except GatewayError as exc:
+        await record_refusal(state.store.ledger, record, exc)
+        raise
     accounting = Accounting(state.store.ledger, admission, record)
     ctx = response_context(request, state)
     try:

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from gemini_gateway.api.auth import authenticate
 from gemini_gateway.api.state import get_state
-from gemini_gateway.errors import GatewayError, NotFound
-from gemini_gateway.translate.models import PRODUCT_MODELS
+from gemini_gateway.errors import GatewayError, InvalidRequest, NotFound
+from gemini_gateway.translate.models import PRODUCT_MODELS, parse_model
 
 log = logging.getLogger("gemini_gateway.api")
 routes = web.RouteTableDef()
@@ -57,8 +57,17 @@ async def list_models(request: web.Request) -> web.Response:
 async def get_model(request: web.Request) -> web.Response:
     await authenticate(request)
     wanted = request.match_info["model_id"].removeprefix("models/")
-    if wanted not in await list_model_ids(request):
+    known = await list_model_ids(request)
+    if wanted not in known and _base_model(wanted) not in known:
         raise NotFound(
             f"The model '{wanted}' does not exist.", param="model", code="model_not_found"
         )
     return web.Response(body=orjson.dumps(model_object(wanted)), content_type="application/json")
+
+
+def _base_model(name: str) -> str | None:
+    """The listed model behind a usable suffixed name (``-nothinking``, ``-thinking-<n>``)."""
+    try:
+        return parse_model(name).upstream
+    except InvalidRequest:  # e.g. -thinking on a model that cannot think: not a model
+        return None

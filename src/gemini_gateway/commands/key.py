@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 
@@ -21,6 +23,12 @@ from gemini_gateway.commands._output import (
 )
 from gemini_gateway.config import Settings, load_settings
 from gemini_gateway.store.database import Store
+from gemini_gateway.store.key_state import (
+    OPERATOR_REASON,
+    describe_keys,
+    key_state_for,
+    read_snapshots,
+)
 from gemini_gateway.store.upstream_keys import UpstreamKeyRecord, mask_upstream_key, upstream_key_id
 
 
@@ -53,33 +61,92 @@ def key() -> None:
     """
 
 
-def _echo_record(record: UpstreamKeyRecord, as_json: bool, verb: str) -> None:
+def _echo_record(record: UpstreamKeyRecord | dict[str, Any], as_json: bool, verb: str) -> None:
+    data = record.to_dict() if isinstance(record, UpstreamKeyRecord) else record
     if as_json:
-        echo_json(record.to_dict())
+        echo_json(data)
     else:
-        click.echo(f"{verb} upstream key {record.id} ({record.masked}).")
+        click.echo(f"{verb} upstream key {data['id']} ({data['redacted_value']}).")
 
 
 @key.command("list")
 @json_option
 def list_keys(as_json: bool) -> None:
-    """List upstream keys: those in the database and those from the environment."""
-    records = with_store(lambda store: store.upstream_keys.list())
-    stored = {r.id for r in records}
-    env = [s for s in load_settings().upstream_key_list if upstream_key_id(s) not in stored]
+    """List upstream keys (database and environment) with their state: healthy, cooling down
+    (until when, why) or disabled (why), last error, successes and failures."""
+    settings = load_settings()
+
+    async def work(store: Store) -> list[dict[str, Any]]:
+        records = await store.upstream_keys.list()
+        env = settings.upstream_key_list
+        ids = [r.id for r in records] + [upstream_key_id(s) for s in env]
+        state = key_state_for(settings)
+        try:
+            snapshots = await read_snapshots(state, ids)
+        finally:
+            await state.close()
+        return describe_keys(records, env, snapshots)
+
+    data = with_store(work)
     if as_json:
-        data = [{**r.to_dict(), "source": "database"} for r in records]
-        data += [
-            {"id": upstream_key_id(s), "object": "upstream_key", "redacted_value":
-             mask_upstream_key(s), "enabled": True, "source": "env"}
-            for s in env
-        ]  # fmt: skip
         echo_json({"object": "list", "data": data})
         return
-    rows = [(r.id, r.masked, "database", "yes" if r.enabled else "no", r.note) for r in records] + [
-        (upstream_key_id(s), mask_upstream_key(s), "env", "yes", "") for s in env
+    rows = [
+        (
+            d["id"],
+            d["redacted_value"],
+            d["source"],
+            "yes" if d["enabled"] else "no",
+            _state_text(d),
+            d["last_error"],
+            d["successes"],
+            d["failures"],
+            d["note"],
+        )
+        for d in data
     ]
-    echo_table(rows, ("ID", "KEY", "SOURCE", "ENABLED", "NOTE"))
+    echo_table(
+        rows, ("ID", "KEY", "SOURCE", "ENABLED", "STATE", "LAST ERROR", "OK", "FAILED", "NOTE")
+    )
+
+
+def _state_text(item: dict[str, Any]) -> str:
+    """``healthy``, ``cooling until 14:05:00 UTC (rate-limited)``, ``disabled (why)``."""
+    text = str(item["state"])
+    if item["cooling_until"]:
+        until = datetime.fromtimestamp(item["cooling_until"], UTC)
+        text += f" until {until:%Y-%m-%d %H:%M:%S} UTC"
+    if item["reason"]:
+        text += f" ({item['reason']})"
+    return text
+
+
+async def _set_key_state(settings: Settings, key_id: str, enabled: bool) -> None:
+    """Tell the shared key state (Redis or the data dir's file) so running gateways follow."""
+    state = key_state_for(settings)
+    try:
+        if enabled:
+            await state.enable(key_id)
+        else:
+            await state.disable(key_id, OPERATOR_REASON)
+    finally:
+        await state.close()
+
+
+def _set_enabled(key_id: str, enabled: bool) -> UpstreamKeyRecord | dict[str, Any]:
+    """A stored key: its flag in the database; any key (env ones too): its shared state."""
+    settings = load_settings()
+
+    async def work(store: Store) -> UpstreamKeyRecord | dict[str, Any]:
+        env = {upstream_key_id(s): s for s in settings.upstream_key_list}
+        if key_id in env and key_id not in {r.id for r in await store.upstream_keys.list()}:
+            await _set_key_state(settings, key_id, enabled)
+            return describe_keys([], [env[key_id]], {})[0] | {"enabled": enabled}
+        result = await store.upstream_keys.set_enabled(key_id, enabled)
+        await _set_key_state(settings, key_id, enabled)
+        return result
+
+    return with_store(work)
 
 
 @key.command("add")
@@ -103,18 +170,17 @@ def add(secret: str | None, note: str, as_json: bool) -> None:
 @click.argument("key_id")
 @json_option
 def disable(key_id: str, as_json: bool) -> None:
-    """Stop using a stored key (takes effect when the gateway reloads its keys)."""
-    record = with_store(lambda store: store.upstream_keys.set_enabled(key_id, False))
-    _echo_record(record, as_json, "Disabled")
+    """Stop using a key (stored or from the environment); running gateways follow within
+    seconds."""
+    _echo_record(_set_enabled(key_id, False), as_json, "Disabled")
 
 
 @key.command("enable")
 @click.argument("key_id")
 @json_option
 def enable(key_id: str, as_json: bool) -> None:
-    """Use a stored key again."""
-    record = with_store(lambda store: store.upstream_keys.set_enabled(key_id, True))
-    _echo_record(record, as_json, "Enabled")
+    """Use a key again, clearing any disabled flag or cool-down the gateway set on it."""
+    _echo_record(_set_enabled(key_id, True), as_json, "Enabled")
 
 
 @key.command("remove")

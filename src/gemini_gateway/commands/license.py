@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -228,14 +229,18 @@ def rotate(ref: str, as_json: bool) -> None:
 
 @license.command("delete")
 @click.argument("ref")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def delete(ref: str, yes: bool) -> None:
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (scripts never are asked).")
+@json_option
+def delete(ref: str, yes: bool, as_json: bool) -> None:
     """Delete a license (its usage rows stay in the ledger)."""
-    if not yes:
+    if not yes and not as_json and sys.stdin.isatty():
         click.confirm(f"Delete license '{ref}'?", abort=True)
 
     async def work(store: Store) -> License:
         return await store.licenses.delete(ref)
 
     lic = with_store(work)
-    click.echo(f"Deleted license '{lic.name}' ({lic.id}).")
+    if as_json:
+        echo_json({"id": lic.id, "object": "license.deleted", "name": lic.name, "deleted": True})
+    else:
+        click.echo(f"Deleted license '{lic.name}' ({lic.id}).")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import inspect
 import re
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
@@ -30,7 +31,13 @@ from gemini_gateway.config import Settings
 from gemini_gateway.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from gemini_gateway.media.fetch import MediaFetcher
 from gemini_gateway.media.files import FileUploader, UploadedFile
-from gemini_gateway.media.inline import decode_base64, decode_data_url, encoded_size
+from gemini_gateway.media.inline import (
+    check_base64,
+    decode_base64,
+    decode_data_url,
+    encoded_size,
+    split_data_url,
+)
 from gemini_gateway.media.sniff import sniff_mime_type
 from gemini_gateway.translate.content import media_parts
 
@@ -66,9 +73,15 @@ class _Loaded:
 
     @property
     def inline_size(self) -> int:
-        if self.data is None:
-            return 0
-        return len(self.base64_text) if self.base64_text else encoded_size(len(self.data))
+        if self.base64_text is not None:
+            return len(self.base64_text)
+        return 0 if self.data is None else encoded_size(len(self.data))
+
+    def raw_bytes(self) -> bytes | bytearray:
+        """The media's bytes, decoding the kept base64 text when only that is held."""
+        if self.data is not None:
+            return self.data
+        return binascii.a2b_base64(self.base64_text or "")
 
 
 class MediaResolver:
@@ -144,11 +157,17 @@ class MediaResolver:
         return _Loaded(mime=_sniff(fetched.data, part), data=fetched.data)
 
     def _load_text(self, text: str, part: Mapping[str, Any]) -> _Loaded:
-        """A data: URL or bare base64, decoded once."""
+        """A data: URL or bare base64: standard base64 is checked and kept as text, else decoded."""
+        payload = text
         if text[:5].lower() == "data:":
-            decoded = decode_data_url(text, self.max_bytes)
-        else:
-            decoded = decode_base64(text, self.max_bytes)
+            _, payload, is_base64 = split_data_url(text)
+            if not is_base64:
+                decoded = decode_data_url(text, self.max_bytes)
+                return _Loaded(mime=_sniff(decoded.data, part), data=decoded.data)
+        head = check_base64(payload, self.max_bytes)
+        if head is not None:  # decoded only if it must be uploaded
+            return _Loaded(mime=_sniff(head, part), base64_text=payload)
+        decoded = decode_base64(payload, self.max_bytes)
         return _Loaded(
             mime=_sniff(decoded.data, part), data=decoded.data, base64_text=decoded.base64_text
         )
@@ -225,10 +244,10 @@ class MediaResolver:
                 param="messages",
             )
         for item in sorted(loaded, key=lambda it: it.inline_size, reverse=True):
-            if total <= budget or item.data is None:
+            if total <= budget or (item.data is None and item.base64_text is None):
                 break
             total -= item.inline_size
-            uploaded = await self.uploader.upload(item.data, item.mime, pinned_key=pinned)
+            uploaded = await self.uploader.upload(item.raw_bytes(), item.mime, pinned_key=pinned)
             pinned = uploaded.key_id
             item.reference = {"fileData": {"mimeType": uploaded.mime_type, "fileUri": uploaded.uri}}
             item.data = item.base64_text = None
@@ -238,10 +257,10 @@ class MediaResolver:
 def _to_part(item: _Loaded) -> dict[str, Any]:
     if item.reference is not None:
         return item.reference
-    if item.data is None:
-        raise GatewayError("a media item has neither bytes nor a reference")
     text = item.base64_text
     if text is None:
+        if item.data is None:
+            raise GatewayError("a media item has neither bytes nor a reference")
         # Drop the bytes before making the str: peak is bytes+b64 or b64+str, never all three.
         encoded, item.data = base64.b64encode(item.data), None
         text = encoded.decode("ascii")

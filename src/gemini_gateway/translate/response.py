@@ -1,6 +1,7 @@
 """Gemini ``GenerateContentResponse`` → OpenAI ``chat.completion``.
 
-One choice per candidate (``index`` from the candidate, or its position: proto3 JSON omits 0).
+One choice per candidate (``index`` from the candidate; proto3 JSON omits 0, see
+``candidate_indices``).
 Parts map in order: text → ``content``; ``thought: true`` text → ``reasoning_content`` (or
 ``<think>`` tags at the head of ``content``) only when ``call.show_thoughts``; ``inlineData``
 images → a markdown image in ``content`` plus ``message.images`` (the OpenRouter shape); PCM speech
@@ -44,6 +45,7 @@ from gemini_gateway.translate.usage import usage_to_openai
 __all__ = [
     "PartRenderer",
     "RenderedParts",
+    "candidate_indices",
     "finish_problem",
     "finish_reason_to_openai",
     "gemini_response_to_chat",
@@ -322,7 +324,7 @@ def new_audio_id() -> str:
 
 
 def _candidate_to_choice(
-    candidate: Mapping[str, Any], position: int, call: GeminiCall, ctx: ResponseContext
+    candidate: Mapping[str, Any], index: int, call: GeminiCall, ctx: ResponseContext
 ) -> dict[str, Any]:
     renderer = PartRenderer(call, ctx)
     parts = (candidate.get("content") or {}).get("parts") or []
@@ -350,11 +352,27 @@ def _candidate_to_choice(
         message["images"] = out.images
     finish = finish_reason_to_openai(reason or "STOP", has_tool_calls=bool(out.tool_calls))
     return {
-        "index": int(candidate.get("index", position)),
+        "index": index,
         "message": message,
         "logprobs": _choice_logprobs(candidate, call),
         "finish_reason": finish,
     }
+
+
+def candidate_indices(candidates: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Each candidate's ``index``. Proto3 JSON omits index 0, and some servers omit it on every
+    candidate: a missing index takes the lowest number no other candidate of the batch claims."""
+    claimed = {c["index"] for c in candidates if isinstance(c.get("index"), int)}
+    indices, free = [], 0
+    for candidate in candidates:
+        index = candidate.get("index")
+        if not isinstance(index, int):
+            while free in claimed:
+                free += 1
+            index = free
+            claimed.add(index)
+        indices.append(index)
+    return indices
 
 
 def _blocked_choice(response: Mapping[str, Any]) -> dict[str, Any]:
@@ -372,7 +390,8 @@ def gemini_response_to_chat(
 ) -> dict[str, Any]:
     """A ``generateContent`` response as an OpenAI ``chat.completion``."""
     candidates = response.get("candidates") or []
-    choices = [_candidate_to_choice(c, i, call, ctx) for i, c in enumerate(candidates)]
+    pairs = zip(candidates, candidate_indices(candidates), strict=True)
+    choices = [_candidate_to_choice(c, i, call, ctx) for c, i in pairs]
     if not choices:
         choices = [_blocked_choice(response)]
     choices.sort(key=lambda choice: choice["index"])

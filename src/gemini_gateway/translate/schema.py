@@ -4,10 +4,10 @@ Gemini takes a schema two ways:
 
 - ``parametersJsonSchema`` / ``responseJsonSchema``: plain JSON Schema (Gemini 2.5 and later).
   ``json_schema_for_gemini`` only cleans it: drops the meta keys (``$schema``, ``$id``,
-  ``$comment``), inlines local ``$ref``s except recursive ones (Gemini allows no keys beside a
-  ``$ref``, where pydantic puts ``description``), and rewrites ``type`` lists with ``"null"`` as
-  ``anyOf``, which Gemini mishandles inside ``items`` (reported against gemini-cli and
-  copilot-cli). Meaning is unchanged.
+  ``$comment``), inlines local ``$ref``s (to ``$defs`` or any JSON pointer) except recursive
+  ones (Gemini allows no keys beside a ``$ref``, where pydantic puts ``description``), and
+  rewrites ``type`` lists with ``"null"`` as ``anyOf``, which Gemini mishandles inside ``items``
+  (reported against gemini-cli and copilot-cli). Meaning is unchanged.
 - ``parameters`` / ``responseSchema``: Gemini's ``Schema`` object, an OpenAPI 3.0 subset (see
   ``Schema`` in shared/schemas/gemini-v1beta.google-openapi3_0.rev20250701.json).
   ``json_schema_to_gemini_schema`` inlines ``$ref``/``$defs`` (recursion is cut after one
@@ -65,8 +65,10 @@ def json_schema_for_gemini(schema: Mapping[str, Any]) -> JsonSchema:
     """A copy of ``schema`` Gemini's JSON Schema fields accept, with the same meaning."""
     if not isinstance(schema, Mapping):
         raise InvalidRequest("A JSON schema must be an object.")
-    defs = {f"#/{key}/{name}": s for key in ("$defs", "definitions")
-            if isinstance(schema.get(key), Mapping) for name, s in schema[key].items()}
+    defs: dict[str, Any] = {f"#/{key}/{name}": s for key in ("$defs", "definitions")
+                            if isinstance(schema.get(key), Mapping)
+                            for name, s in schema[key].items()}
+    defs.update(_pointer_targets(schema, defs))
     kept: set[str] = set()
     inlined = _inline_refs(schema, defs, (), kept)
     for key in ("$defs", "definitions"):
@@ -79,6 +81,43 @@ def json_schema_for_gemini(schema: Mapping[str, Any]) -> JsonSchema:
     if not isinstance(cleaned, dict):
         raise InvalidRequest("A JSON schema must be an object.")
     return cleaned
+
+
+def _pointer_targets(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """Other local refs (``#/properties/headers``, as zod-to-json-schema writes for reuse), each
+    resolved in ``schema``; unresolvable ones are left for Gemini to report."""
+    found: dict[str, Any] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, Mapping):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/") and ref not in defs \
+                    and ref not in found:
+                target = _resolve_pointer(schema, ref)
+                if target is not None:
+                    found[ref] = target
+            for key, value in node.items():
+                if key not in ("enum", "const", "default", "examples"):
+                    visit(value)
+
+    visit(schema)
+    return found
+
+
+def _resolve_pointer(root: Mapping[str, Any], ref: str) -> Mapping[str, Any] | None:
+    node: Any = root
+    for step in ref[2:].split("/"):
+        step = step.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list) and step.isdigit() and int(step) < len(node):
+            node = node[int(step)]
+        elif isinstance(node, Mapping) and step in node:
+            node = node[step]
+        else:
+            return None
+    return node if isinstance(node, Mapping) else None
 
 
 def _inline_refs(node: Any, defs: Mapping[str, Any], seen: tuple[str, ...], kept: set[str]

@@ -3,7 +3,8 @@
 Each Gemini event is translated as it arrives (no buffering), through the same ``PartRenderer`` as
 whole responses, so both paths agree on thoughts, media and tool calls. Following OpenAI's stream:
 one id for every chunk, ``role: "assistant"`` on the first delta of each choice, ``finish_reason``
-on the last chunk of a choice (together with that event's delta), one chunk per choice, and with
+on the last chunk of a choice (together with that event's delta, unless it holds tool calls:
+then in a chunk of its own), one chunk per choice, and with
 ``stream_options.include_usage`` ``usage: null`` on every chunk plus a last chunk with
 ``choices: []`` and the usage. Gemini repeats ``usageMetadata`` on every event, partial until the
 end: the last one with counts wins. ``data: [DONE]`` is the HTTP layer's job.
@@ -19,6 +20,7 @@ from gemini_gateway.translate.call import GeminiCall, ResponseContext
 from gemini_gateway.translate.response import (
     PartRenderer,
     RenderedParts,
+    candidate_indices,
     finish_problem,
     finish_reason_to_openai,
     logprobs_to_openai,
@@ -38,6 +40,17 @@ class _ChoiceState:
     has_tool_calls: bool = False
     content: list[str] = field(default_factory=list)  # content sent so far, for annotations
     grounding: Mapping[str, Any] | None = None  # the last groundingMetadata seen
+
+
+def _finish_apart_from_tool_calls(chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    """A last delta that holds tool calls is sent, as OpenAI does, before a chunk with an empty
+    delta and the ``finish_reason``: the openai SDK's stream helpers only announce a tool call's
+    ``arguments.done`` when the finish comes after it."""
+    choice = chunk["choices"][0]
+    if choice["finish_reason"] is None or "tool_calls" not in choice["delta"]:
+        return [chunk]
+    ending = {**chunk, "choices": [{**choice, "delta": {}, "logprobs": None}]}
+    return [{**chunk, "choices": [{**choice, "finish_reason": None}]}, ending]
 
 
 def _has_counts(usage: Mapping[str, Any]) -> bool:
@@ -63,10 +76,10 @@ class ChatStreamTranslator:
         if not candidates and feedback.get("blockReason"):
             return self._refuse(prompt_block_message(feedback))
         chunks = []
-        for position, candidate in enumerate(candidates):
-            chunk = self._candidate_chunk(candidate, int(candidate.get("index", position)))
+        for candidate, index in zip(candidates, candidate_indices(candidates), strict=True):
+            chunk = self._candidate_chunk(candidate, index)
             if chunk is not None:
-                chunks.append(chunk)
+                chunks.extend(_finish_apart_from_tool_calls(chunk))
         return chunks
 
     def finish(self) -> list[dict[str, Any]]:

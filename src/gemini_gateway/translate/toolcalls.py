@@ -18,6 +18,11 @@ signature is often hundreds of bytes); OpenAI puts no limit on tool call ids. Go
 preferred when a client sends it back. For Gemini 3, a model turn whose function calls carry no
 signature at all gets Google's documented placeholder ``skip_thought_signature_validator`` on its
 first call, so histories from other models or older clients still work.
+
+Gemini's own call ids: Gemini 3 gives each ``functionCall`` an ``id`` and expects it back on that
+call and on the matching ``functionResponse`` (ai.google.dev/api/caching#FunctionCall). It rides
+in the tool call id too, hex-encoded so no separator can occur inside it:
+``call_<24 random chars>__id_<hex of Gemini's id>__ts_<signature>``.
 """
 
 from __future__ import annotations
@@ -33,13 +38,16 @@ from typing import Any
 from gemini_gateway.errors import InvalidRequest
 
 SIGNATURE_MARK = "__ts_"
+GEMINI_ID_MARK = "__id_"
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
-def new_tool_call_id(signature: str | None = None) -> str:
-    """A unique ``call_…`` id; a thought signature, if any, is carried inside it."""
+def new_tool_call_id(signature: str | None = None, gemini_id: str | None = None) -> str:
+    """A unique ``call_…`` id; Gemini's call id and thought signature, if any, ride inside it."""
     base = "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+    if gemini_id:
+        base += GEMINI_ID_MARK + gemini_id.encode("utf-8").hex()
     if not signature:
         return base
     return base + SIGNATURE_MARK + _signature_to_id_text(signature)
@@ -51,6 +59,18 @@ def signature_from_tool_call_id(tool_call_id: str) -> str | None:
     if not mark or not text:
         return None
     return _id_text_to_signature(text)
+
+
+def gemini_id_from_tool_call_id(tool_call_id: str) -> str | None:
+    """Gemini's own ``functionCall.id`` a gateway-made tool call id carries, or None."""
+    _, mark, rest = tool_call_id.partition(GEMINI_ID_MARK)
+    if not mark:
+        return None
+    text = rest.split(SIGNATURE_MARK, 1)[0]
+    try:
+        return bytes.fromhex(text).decode("utf-8") or None
+    except ValueError:  # not ours after all (UnicodeDecodeError is a ValueError)
+        return None
 
 
 def _signature_to_id_text(signature: str) -> str:
@@ -80,7 +100,8 @@ def function_call_to_tool_call(part: Mapping[str, Any], *, index: int | None = N
     out: dict[str, Any] = {}
     if index is not None:
         out["index"] = index
-    out["id"] = new_tool_call_id(signature)
+    gemini_id = call.get("id")
+    out["id"] = new_tool_call_id(signature, gemini_id if isinstance(gemini_id, str) else None)
     out["type"] = "function"
     args = call.get("args")
     out["function"] = {
@@ -131,6 +152,10 @@ def tool_calls_to_parts(tool_calls: Sequence[Any], *, gemini3: bool,
             "functionCall": {"name": fn["name"], "args": _parse_arguments(fn.get("arguments"),
                                                                           param)}
         }
+        gemini_id = gemini_id_from_tool_call_id(call["id"]) if isinstance(call.get("id"), str) \
+            else None
+        if gemini_id:
+            part["functionCall"]["id"] = gemini_id
         signature = _signature_of(call)
         if signature:
             part["thoughtSignature"] = signature
@@ -179,8 +204,12 @@ def tool_message_to_part(message: Mapping[str, Any], names: Mapping[str, str], *
             "message.",
             param=f"{param}.tool_call_id",
         )
-    return {"functionResponse": {"name": names[call_id],
-                                 "response": tool_result_to_response(message.get("content"))}}
+    response: dict[str, Any] = {"name": names[call_id],
+                                "response": tool_result_to_response(message.get("content"))}
+    gemini_id = gemini_id_from_tool_call_id(call_id)
+    if gemini_id:
+        response["id"] = gemini_id
+    return {"functionResponse": response}
 
 
 def tool_result_to_response(content: Any) -> dict[str, Any]:

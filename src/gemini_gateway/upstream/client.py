@@ -42,6 +42,7 @@ from gemini_gateway.upstream.google_error import (
     parse_google_error,
 )
 from gemini_gateway.upstream.http_errors import CLIENT_ERRORS, map_client_error
+from gemini_gateway.upstream.json_body import encode_json_body
 from gemini_gateway.upstream.keypool import KeyPool, UpstreamKey
 from gemini_gateway.upstream.stream import UpstreamStream, first_event_error
 
@@ -106,7 +107,7 @@ class UpstreamClient:
         """POST models/{model}:generateContent and return Google's JSON."""
         url = self._model_url(model, "generateContent")
         resp, key, attempts, _ = await self._send(
-            "POST", url, orjson.dumps(body), True, None, pinned_key, False
+            "POST", url, encode_json_body(body), True, None, pinned_key, False
         )
         return UpstreamResponse(await self._read_json(resp), key.id, attempts)
 
@@ -116,7 +117,7 @@ class UpstreamClient:
         """POST models/{model}:streamGenerateContent?alt=sse; returns once the body has begun."""
         url = self._model_url(model, "streamGenerateContent?alt=sse")
         resp, key, attempts, first = await self._send(
-            "POST", url, orjson.dumps(body), True, None, pinned_key, True
+            "POST", url, encode_json_body(body), True, None, pinned_key, True
         )
         return UpstreamStream(resp, key.id, attempts, first, self._read_timeout)
 

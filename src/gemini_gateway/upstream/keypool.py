@@ -341,6 +341,14 @@ class KeyPool:
         log.info("upstream key %s enabled", key_id)
         await self._state.enable(key_id)
 
+    async def disable(self, key_id: str, reason: str) -> None:
+        """An operator's disable: skipped by every process sharing the state until enabled."""
+        status = self._local(key_id)
+        status.disabled = True
+        status.reason = reason
+        log.info("upstream key %s disabled: %s", key_id, reason)
+        await self._state.disable(key_id, reason)
+
     def _local(self, key_id: str) -> KeyStatus:
         status = self._status.get(key_id)
         if status is None:

@@ -52,6 +52,17 @@ class SSEParser:
             self._pieces.append(buf[start:])
         return events
 
+    def flush(self) -> list[bytes]:
+        """At end of stream, the event that lacks only its closing blank line (some servers end
+        the last event with a single line end); the caller checks it is whole."""
+        tail = b"".join(self._pieces).rstrip(b"\r\n")
+        data, self._data, self._pieces = self._data, [], []
+        if tail.startswith(b"data:"):
+            data.append(tail[6:] if tail[5:6] == b" " else tail[5:])
+        elif tail and not tail.startswith(b":"):
+            data.append(tail)  # a line cut short: not JSON, so the caller sees the cut
+        return [b"\n".join(data)] if data else []
+
     @property
     def pending(self) -> bool:
         """True when an event has started but not ended: at end of stream, a cut."""

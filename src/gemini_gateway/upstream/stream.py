@@ -80,14 +80,21 @@ class UpstreamStream:
             self._done = True
             self._resp.release()
             if self._parser.pending:
-                self._failure = UpstreamError("The upstream stream ended mid-event.")
+                self._read_events(self._parser.flush(), at_end=True)
             return
+        self._read_events(self._parser.feed(chunk))
+
+    def _read_events(self, datas: list[bytes], at_end: bool = False) -> None:
+        """Parse event data; at the end, unparsable data means the connection was cut."""
         events = []
-        for data in self._parser.feed(chunk):
+        for data in datas:
             try:
                 event = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
-                self._failure = UpstreamError("The upstream stream sent an event that is not JSON.")
+                self._failure = UpstreamError(
+                    "The upstream stream ended mid-event." if at_end
+                    else "The upstream stream sent an event that is not JSON."
+                )
                 self._failure.__cause__ = exc
                 break
             if not isinstance(event, dict):

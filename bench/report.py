@@ -1,0 +1,116 @@
+"""The bench's results as Markdown: every run, then the targets with pass or miss."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from open_streams import OpenStreamsResult
+    from run import RunResult
+
+LABELS = {"sim": "(a) simulator", "proxy": "(b) pass-through", "gateway": "(c) gateway"}
+MB = 1024 * 1024
+
+# The issue's targets, measured on the 2-core bench machines.
+MIN_THROUGHPUT_RATIO = 0.60  # (c)/(b) req/s at concurrency 32
+MAX_ADDED_P50_MS = 1.0  # (c) - (a) p50 at concurrency 1
+MAX_CPU_MS = 0.3  # gateway CPU per request
+MAX_OPEN_STREAMS_RSS = 200 * MB
+
+
+def _find(results: list[RunResult], target: str, stream: bool, level: int) -> RunResult | None:
+    for r in results:
+        if (r.target, r.stream, r.concurrency) == (target, stream, level):
+            return r
+    return None
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def runs_table(results: list[RunResult]) -> list[str]:
+    lines = [
+        "| mode | conc. | target | req/s | p50 ms | p99 ms | CPU ms/req | errors |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        cpu = "–" if r.cpu_ms_per_request is None else f"{r.cpu_ms_per_request:.3f}"
+        lines.append(
+            f"| {'stream' if r.stream else 'plain'} | {r.concurrency} | {LABELS[r.target]} "
+            f"| {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} |"
+        )
+    return lines
+
+
+def targets_table(results: list[RunResult], streams: OpenStreamsResult | None) -> list[str]:
+    lines = ["| target | plain | stream | goal |", "| --- | ---: | ---: | --- |"]
+    levels = sorted({r.concurrency for r in results})
+    for level in levels:
+        cells, oks = [], []
+        for stream in (False, True):
+            gw = _find(results, "gateway", stream, level)
+            proxy = _find(results, "proxy", stream, level)
+            if gw and proxy and proxy.rps:
+                ratio = gw.rps / proxy.rps
+                cells.append(f"{ratio:.0%}")
+                oks.append(ratio >= MIN_THROUGHPUT_RATIO)
+            else:
+                cells.append("–")
+        goal = f"≥ {MIN_THROUGHPUT_RATIO:.0%}: {_verdict(all(oks))}" if level == 32 and oks else ""
+        lines.append(f"| (c)/(b) req/s, conc. {level} | {cells[0]} | {cells[1]} | {goal} |")
+    cells, oks = [], []
+    for stream in (False, True):
+        gw, sim = _find(results, "gateway", stream, 1), _find(results, "sim", stream, 1)
+        if gw and sim:
+            added = gw.p50_ms - sim.p50_ms
+            cells.append(f"{added:+.2f} ms")
+            oks.append(added <= MAX_ADDED_P50_MS)
+        else:
+            cells.append("–")
+    goal = f"≤ {MAX_ADDED_P50_MS:g} ms: {_verdict(all(oks))}" if oks else ""
+    lines.append(f"| (c)−(a) p50, conc. 1 | {cells[0]} | {cells[1]} | {goal} |")
+    cells, oks = [], []
+    for stream in (False, True):
+        cpu = [
+            r.cpu_ms_per_request
+            for r in results
+            if r.target == "gateway" and r.stream == stream and r.cpu_ms_per_request is not None
+        ]
+        if cpu:
+            cells.append(f"{min(cpu):.3f}–{max(cpu):.3f} ms")
+            oks.append(max(cpu) <= MAX_CPU_MS)
+        else:
+            cells.append("–")
+    goal = f"≤ {MAX_CPU_MS:g} ms: {_verdict(all(oks))}" if oks else ""
+    lines.append(f"| gateway CPU per request (all conc.) | {cells[0]} | {cells[1]} | {goal} |")
+    if streams is not None:
+        ok = streams.opened == streams.streams and streams.rss_open <= MAX_OPEN_STREAMS_RSS
+        lines.append(
+            f"| gateway RSS with {streams.opened:,} of {streams.streams:,} streams open "
+            f"| | {streams.rss_open / MB:.0f} MB | ≤ {MAX_OPEN_STREAMS_RSS // MB} MB: "
+            f"{_verdict(ok)} |"
+        )
+    return lines
+
+
+def render_report(
+    header: str,
+    results: list[RunResult],
+    streams: OpenStreamsResult | None,
+    duration: int,
+    warmup: int,
+) -> str:
+    out = [f"Measured {header}; wrk -t1, {duration:g} s per run after {warmup:g} s warm-up.", ""]
+    out += runs_table(results) + [""] + targets_table(results, streams)
+    if streams is not None:
+        out += [
+            "",
+            f"Open streams: {streams.opened:,} of {streams.streams:,} open after "
+            f"{streams.seconds_to_open:.1f} s (simulator writing {streams.simulator_open:,}); "
+            f"gateway RSS {streams.rss_idle / MB:.0f} MB before, {streams.rss_open / MB:.0f} MB "
+            f"with all open, peak {streams.peak_rss / MB:.0f} MB; {streams.completed:,} completed, "
+            f"{streams.failed:,} failed.",
+        ]
+        out += [f"- {e}" for e in streams.errors]
+    return "\n".join(out)

@@ -1,0 +1,325 @@
+"""Benchmark the gateway against the simulator and a bare pass-through proxy, in one go.
+
+Three targets, each driven by ``wrk`` (not Python, so the load generator is not the bottleneck):
+
+- (a) ``sim``: the Gemini simulator directly (validation off), Gemini request bodies;
+- (b) ``proxy``: ``bench/passthrough.py`` forwarding Gemini requests to the simulator unchanged:
+  the floor, what one extra Python hop (aiohttp server + client, uvloop) costs;
+- (c) ``gateway``: ``gemini-gateway serve`` with the simulator as upstream, OpenAI chat bodies.
+
+Each is run non-streamed and streamed (20 events) at each concurrency, after a warm-up. For the
+proxy and the gateway, process CPU time is read from /proc before and after each run. Then 1,000
+slow streams are held open against the gateway and its RSS is read.
+
+Run: ``.venv/bin/python bench/run.py`` (``--help`` for durations, concurrencies, ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from open_streams import OpenStreamsResult, hold_open_streams
+from procstat import cpu_seconds, machine_summary
+from report import render_report
+
+BENCH_DIR = Path(__file__).resolve().parent
+LUA_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
+MODEL = "gemini-2.0-flash"
+# Long enough that the simulator's answer splits into the full 20 stream events.
+PROMPT = "Write a long story about a benchmark that measures a gateway in many short words please"
+STREAM_EVENTS = 20
+SIM_KEY = "AIzaBenchOnlyNotARealKey000000000000000"
+
+
+@dataclass
+class Target:
+    """One thing wrk is pointed at."""
+
+    name: str
+    url: dict[bool, str]  # by stream: False / True
+    body: dict[bool, Path]
+    auth_header: str
+    auth_value: str
+    pid: int | None  # whose CPU is measured; None for none
+
+
+@dataclass
+class RunResult:
+    target: str
+    stream: bool
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms_per_request: float | None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    """Path of wrk; installs Debian's package when missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        sys.exit("wrk is not installed: run `apt-get install -y wrk` as root, then retry.")
+    print("installing wrk from Debian's packages …", file=sys.stderr)
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    return shutil.which("wrk") or sys.exit("wrk still missing after apt-get install")
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Poll until something answers HTTP at url (any status counts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{proc.args} exited early:\n{log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=1)  # noqa: S310 (loopback only)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"{url} did not come up in {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+
+
+def post_json(url: str, payload: dict[str, object]) -> None:
+    data = json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()  # noqa: S310 (loopback only)
+
+
+@contextlib.contextmanager
+def started(
+    args: list[str], env: dict[str, str], log: Path, ready_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a server for the duration of the block; stop it (our own child only) afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_until_up(ready_url, proc, log)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_wrk(
+    wrk: str, target: Target, stream: bool, connections: int, seconds: int
+) -> tuple[dict[str, object], float | None]:
+    """One wrk run; returns its summary and the CPU seconds the target's process spent."""
+    env = {
+        **os.environ,
+        "BENCH_BODY_FILE": str(target.body[stream]),
+        "BENCH_AUTH_HEADER": target.auth_header,
+        "BENCH_AUTH_VALUE": target.auth_value,
+    }
+    command = [
+        wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s",
+        "-s", str(LUA_SCRIPT), target.url[stream],
+    ]  # fmt: skip
+    cpu_before = cpu_seconds(target.pid) if target.pid else None
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    cpu_after = cpu_seconds(target.pid) if target.pid else None
+    for line in done.stdout.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            summary = json.loads(line.removeprefix("BENCH_RESULT "))
+            cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after else None
+            return summary, cpu
+    sys.exit(f"wrk gave no result:\n{done.stdout}\n{done.stderr}")
+
+
+def measure(
+    wrk: str, target: Target, stream: bool, concurrency: int, seconds: int, warmup: int
+) -> RunResult:
+    if warmup:
+        run_wrk(wrk, target, stream, concurrency, warmup)
+    summary, cpu = run_wrk(wrk, target, stream, concurrency, seconds)
+    requests = int(summary["requests"])  # type: ignore[call-overload]
+    errors = sum(summary["errors"].values())  # type: ignore[attr-defined]
+    bad_status = summary["errors"]["status"]  # type: ignore[index]
+    elapsed = summary["duration_us"] / 1e6  # type: ignore[operator]
+    latency = summary["latency_us"]
+    good = max(requests - bad_status, 0)  # non-2xx answers count as requests too
+    return RunResult(
+        target=target.name,
+        stream=stream,
+        concurrency=concurrency,
+        requests=requests,
+        errors=errors,
+        seconds=elapsed,
+        rps=good / elapsed,
+        p50_ms=latency["p50"] / 1000,  # type: ignore[index]
+        p99_ms=latency["p99"] / 1000,  # type: ignore[index]
+        cpu_ms_per_request=(cpu * 1000 / good) if cpu is not None and good else None,
+    )
+
+
+def write_bodies(folder: Path) -> dict[str, dict[bool, Path]]:
+    gemini = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
+    paths: dict[str, dict[bool, Path]] = {"gemini": {}, "openai": {}}
+    for stream in (False, True):
+        openai = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}
+        openai["stream"] = stream
+        paths["gemini"][stream] = folder / "gemini.json"
+        paths["openai"][stream] = folder / f"openai-{'stream' if stream else 'plain'}.json"
+        paths["openai"][stream].write_text(json.dumps(openai))
+    paths["gemini"][False].write_text(json.dumps(gemini))
+    return paths
+
+
+def gateway_env(base: dict[str, str], data_dir: Path, port: int, sim_url: str) -> dict[str, str]:
+    """The gateway's environment: only the bench's GEMINI_GATEWAY_* settings, none inherited."""
+    env = {k: v for k, v in base.items() if not k.startswith("GEMINI_GATEWAY_")}
+    env.update(
+        GEMINI_GATEWAY_HOST="127.0.0.1",
+        GEMINI_GATEWAY_PORT=str(port),
+        GEMINI_GATEWAY_DATA_DIR=str(data_dir),
+        GEMINI_GATEWAY_UPSTREAM_KEYS=SIM_KEY,
+        GEMINI_GATEWAY_UPSTREAM_BASE_URL=sim_url,
+        GEMINI_GATEWAY_LOG_LEVEL="WARNING",
+        # The default (512) would queue the 1,000-stream test's upstream requests.
+        GEMINI_GATEWAY_UPSTREAM_MAX_CONNECTIONS="1100",
+    )
+    return env
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark the gateway against its floor.")
+    parser.add_argument("--duration", type=int, default=6, help="Seconds per measured run.")
+    parser.add_argument("--warmup", type=int, default=2, help="Seconds of warm-up per run.")
+    parser.add_argument("--concurrency", default="1,32,256", help="Comma-separated.")
+    parser.add_argument("--targets", default="sim,proxy,gateway", help="Any of sim,proxy,gateway.")
+    parser.add_argument("--modes", default="plain,stream", help="plain, stream or both.")
+    parser.add_argument("--open-streams", type=int, default=1000, help="0 skips the test.")
+    parser.add_argument("--json", type=Path, help="Also write the raw results here.")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    wrk = ensure_wrk()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
+    python = sys.executable
+    wanted = set(args.targets.split(","))
+    modes = [m == "stream" for m in args.modes.split(",")]
+    levels = [int(c) for c in args.concurrency.split(",")]
+    with tempfile.TemporaryDirectory(prefix="gemini-gateway-bench-") as tmp:
+        folder = Path(tmp)
+        bodies = write_bodies(folder)
+        sim_port, proxy_port, gw_port = free_port(), free_port(), free_port()
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
+        gw_url = f"http://127.0.0.1:{gw_port}"
+        env = gateway_env(dict(os.environ), folder / "data", gw_port, sim_url)
+        license_key = subprocess.run(
+            [python, "-m", "gemini_gateway", "license", "create", "--name", "bench"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        sim_args = [python, "-m", "gemini_gateway", "simulator", "--port", str(sim_port)]
+        sim_args += ["--no-validate", "--stream-chunks", str(STREAM_EVENTS)]
+        proxy_args = [python, str(BENCH_DIR / "passthrough.py"), "--port", str(proxy_port)]
+        proxy_args += ["--upstream", sim_url]
+        gw_args = [python, "-m", "gemini_gateway", "serve"]
+        with (
+            started(sim_args, env, folder / "sim.log", f"{sim_url}/_sim/status") as sim,
+            started(proxy_args, env, folder / "proxy.log", f"{proxy_url}/") as proxy,
+            started(gw_args, env, folder / "gateway.log", f"{gw_url}/gemini/v1/models") as gw,
+        ):
+            post_json(f"{sim_url}/_sim/config", {"record": False})
+            gemini_path = f"/v1beta/models/{MODEL}"
+            gemini_urls = {
+                False: f"{gemini_path}:generateContent",
+                True: f"{gemini_path}:streamGenerateContent?alt=sse",
+            }
+            targets = [
+                Target(
+                    "sim", {s: sim_url + u for s, u in gemini_urls.items()},
+                    bodies["gemini"], "x-goog-api-key", SIM_KEY, sim.pid,
+                ),
+                Target(
+                    "proxy", {s: proxy_url + u for s, u in gemini_urls.items()},
+                    bodies["gemini"], "x-goog-api-key", SIM_KEY, proxy.pid,
+                ),
+                Target(
+                    "gateway", dict.fromkeys((False, True), f"{gw_url}/gemini/v1/chat/completions"),
+                    bodies["openai"], "Authorization", f"Bearer {license_key}", gw.pid,
+                ),
+            ]  # fmt: skip
+            results: list[RunResult] = []
+            for stream in modes:
+                for level in levels:
+                    for target in targets:
+                        if target.name not in wanted:
+                            continue
+                        result = measure(wrk, target, stream, level, args.duration, args.warmup)
+                        print(_progress(result), file=sys.stderr, flush=True)
+                        results.append(result)
+            streams: OpenStreamsResult | None = None
+            if args.open_streams:
+                post_json(f"{sim_url}/_sim/config", {"chunk_delay": 1.0})
+                streams = asyncio.run(
+                    hold_open_streams(
+                        f"{gw_url}/gemini/v1/chat/completions",
+                        sim_url,
+                        license_key,
+                        bodies["openai"][True].read_bytes(),
+                        gw.pid,
+                        args.open_streams,
+                    )
+                )
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header = f"{when}; {machine_summary()}; Python {sys.version.split()[0]}"
+    print(render_report(header, results, streams, args.duration, args.warmup))
+    if args.json:
+        raw = {
+            "when": when,
+            "machine": machine_summary(),
+            "runs": [asdict(r) for r in results],
+            "open_streams": asdict(streams) if streams else None,
+        }
+        args.json.write_text(json.dumps(raw, indent=2))
+
+
+def _progress(result: RunResult) -> str:
+    mode = "stream" if result.stream else "plain"
+    cpu = result.cpu_ms_per_request
+    return (
+        f"{result.target:8} {mode:6} c={result.concurrency:<4} {result.rps:9.0f} req/s  "
+        f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+        f"cpu {'-' if cpu is None else f'{cpu:.3f}'} ms/req  errors {result.errors}"
+    )
+
+
+if __name__ == "__main__":
+    main()
