@@ -100,8 +100,13 @@ def render_report(
     streams: OpenStreamsResult | None,
     duration: int,
     warmup: int,
+    repeat: int = 1,
 ) -> str:
-    out = [f"Measured {header}; wrk -t1, {duration:g} s per run after {warmup:g} s warm-up.", ""]
+    runs = f"median of {repeat} runs" if repeat > 1 else "one run"
+    out = [
+        f"Measured {header}; wrk -t1, {duration:g} s per run after {warmup:g} s warm-up, {runs}.",
+        "",
+    ]
     out += runs_table(results) + [""] + targets_table(results, streams)
     if streams is not None:
         out += [

@@ -471,6 +471,26 @@ def test_langchain_agent_loop_on_simulator(gateway: GatewayProcess, sim: Any,
     assert base64.b64decode(signed).startswith(b"simsig:")  # the simulator's own came back
 
 
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_langchain_structured_output(gateway: GatewayProcess, sim: Any, method: str) -> None:
+    class Verdict(BaseModel):
+        text: str
+        score: float
+
+    verdict = _langchain_model(gateway, False).with_structured_output(Verdict, method=method) \
+        .invoke("Judge this sentence.")
+    assert verdict == Verdict(text="sample text", score=1.5)
+
+
+def test_foreign_ids_carry_no_gemini_id() -> None:
+    """Ids the gateway did not make (or mangled ones) add no ``id`` to what Gemini gets."""
+    from gemini_gateway.translate.toolcalls import gemini_id_from_tool_call_id, new_tool_call_id
+
+    assert gemini_id_from_tool_call_id(new_tool_call_id("c2ln", "fc_1__ts_ø")) == "fc_1__ts_ø"
+    for foreign in ("call_abc", "toolu_01__id_zz", "x__id_", "x__id_ff"):
+        assert gemini_id_from_tool_call_id(foreign) is None
+
+
 # --- Real tool schemas ------------------------------------------------------------------------
 
 
