@@ -345,6 +345,15 @@ def test_langchain_chat_openai_invoke_and_stream(gateway: Any) -> None:
     pytest.param({"reasoning_effort": "extreme"}, "reasoning_effort", id="reasoning_effort"),
     pytest.param({"stream": "yes"}, "stream", id="stream"),
     pytest.param({"stream": True, "stream_options": "x"}, "stream_options", id="stream_options"),
+    pytest.param({"user": 5}, "user", id="user"),
+    pytest.param({"store": "x"}, "store", id="store"),
+    pytest.param({"metadata": "x"}, "metadata", id="metadata"),
+    pytest.param({"logit_bias": "x"}, "logit_bias", id="logit_bias"),
+    pytest.param({"service_tier": 5}, "service_tier", id="service_tier"),
+    pytest.param({"parallel_tool_calls": "x"}, "parallel_tool_calls", id="parallel_tool_calls"),
+    pytest.param({"tools": "x"}, "tools", id="tools"),
+    pytest.param({"tool_choice": 5}, "tool_choice", id="tool_choice"),
+    pytest.param({"response_format": "json"}, "response_format", id="response_format"),
     pytest.param({"model": 5}, "model", id="model-type"),
     pytest.param({"messages": "hi"}, "messages", id="messages-type"),
     pytest.param({"messages": []}, "messages", id="messages-empty"),
@@ -367,6 +376,7 @@ def test_unknown_parameters_and_nulls_are_ignored_and_nothing_invented(
 ) -> None:
     script.json(_answer({"text": "ok"}))
     body = {**PLAIN, "user": "u1", "store": False, "metadata": {"a": "b"}, "service_tier": "auto",
+            "logit_bias": {"50256": -100}, "prompt_cache_key": "k", "safety_identifier": "s",
             "some_future_option": {"x": 1}, "temperature": None, "top_p": None, "stop": None,
             "max_tokens": None, "n": None, "seed": None, "tools": None, "stream": None}
     resp = _chat(scripted_gateway, body)
@@ -527,13 +537,19 @@ def test_stream_is_relayed_as_events_arrive(
     assert b" late" in rest and rest.endswith(b"data: [DONE]\n\n")
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "plain"])
 def test_client_disconnect_cancels_the_upstream_request(
-    scripted_gateway: GatewayProcess, script: ScriptedGemini
+    scripted_gateway: GatewayProcess, script: ScriptedGemini, stream: bool
 ) -> None:
     script.pause = 0.2
-    script.sse(*[{"candidates": [{"content": {"parts": [{"text": f"{i} "}]}}]}
-                 for i in range(50)])
-    body = json.dumps({**PLAIN, "stream": True}).encode()
+    if stream:
+        script.sse(*[{"candidates": [{"content": {"parts": [{"text": f"{i} "}]}}]}
+                     for i in range(50)])
+    else:  # a JSON answer that trickles in for 10 s
+        whole = json.dumps(_answer({"text": "x" * 500})).encode()
+        script.replies.append((200, "application/json",
+                               [whole[i:i + 10] for i in range(0, len(whole), 10)]))
+    body = json.dumps({**PLAIN, "stream": stream}).encode()
     host, port = scripted_gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
@@ -541,10 +557,16 @@ def test_client_disconnect_cancels_the_upstream_request(
             b"Content-Type: application/json\r\nAuthorization: "
             + scripted_gateway.license.encode()
             + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        received = b""
-        while b"0 " not in received:
-            received += sock.recv(65536)
-    assert script.cut_by_gateway.wait(2)  # well before the 10 s the stream would take
+        if stream:
+            received = b""
+            while b"0 " not in received:
+                received += sock.recv(65536)
+        else:
+            deadline = time.monotonic() + 5
+            while not script.generate_calls() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)
+    assert script.cut_by_gateway.wait(2)  # well before the 10 s the answer would take
 
 
 def test_stream_finish_in_its_own_event_then_usage_only(
@@ -846,3 +868,89 @@ def test_sigterm_finishes_open_stream_and_refuses_new_work(
     chunks = _stream_checks(result["resp"], "gemini-2.0-flash")
     assert _content(chunks) == "0 1 2 3 4 5 6 7 end"
     assert gw.process.wait(20) in (0, -signal.SIGTERM)
+
+
+def test_daily_quota_cools_the_key_until_it_resets(
+    fresh_gateway: Callable[..., GatewayProcess], script: ScriptedGemini
+) -> None:
+    gw = fresh_gateway(GEMINI_GATEWAY_UPSTREAM_KEYS="day-key")
+    script.error(429, "RESOURCE_EXHAUSTED", [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+            {"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+             "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]},
+        *_retry_info("20s")])
+    resp = _chat(gw, PLAIN)
+    assert_openai_error(resp, 429)
+    assert int(resp.headers["retry-after"]) > 60  # until the day's quota resets, not 20 s
+    assert get(gw.url + "/readyz").status == 503
+
+
+def test_operator_options_think_tags_and_safety_threshold(
+    fresh_gateway: Callable[..., GatewayProcess], script: ScriptedGemini
+) -> None:
+    gw = fresh_gateway(GEMINI_GATEWAY_THINKING_OUTPUT="think_tags",
+                       GEMINI_GATEWAY_SAFETY_THRESHOLD="BLOCK_ONLY_HIGH")
+    script.json(_answer({"text": "musing", "thought": True}, {"text": "answer"}))
+    message = _chat(gw, {**PLAIN, "model": "gemini-2.5-flash-thinking"}).json()[
+        "choices"][0]["message"]
+    assert message["content"].startswith("<think>")
+    assert "musing" in message["content"] and message["content"].endswith("answer")
+    assert "reasoning_content" not in message
+    sent = script.generate_calls()[0]["body"]["safetySettings"]
+    assert len(sent) == 5 and {s["threshold"] for s in sent} == {"BLOCK_ONLY_HIGH"}
+
+
+def test_one_log_line_per_request_without_secrets(
+    fresh_gateway: Callable[..., GatewayProcess], script: ScriptedGemini
+) -> None:
+    gw = fresh_gateway(GEMINI_GATEWAY_UPSTREAM_KEYS="AIzaSECRETKEYNUMBERONE")
+    script.sse(_answer({"text": "ok"}))
+    script.json(_answer({"text": "ok"}))
+    streamed = _chat(gw, {**PLAIN, "stream": True})
+    plain = _chat(gw, {**PLAIN, "model": "gemini-2.5-flash"}, **{"x-api-key": gw.license})
+    post(gw.base_url + "/chat/completions", PLAIN, {"Authorization": "Bearer gg-wrong-guess-123"})
+    time.sleep(0.2)
+    logs = gw.logs()
+    for secret in ("AIzaSECRETKEYNUMBERONE", gw.license, "gg-wrong-guess-123"):
+        assert secret not in logs
+    access = [json.loads(line) for line in logs.splitlines()
+              if line.startswith("{") and '"gemini_gateway.access"' in line]
+    by_id = {entry["request_id"]: entry for entry in access}
+    for resp, model in ((streamed, "gemini-2.0-flash"), (plain, "gemini-2.5-flash")):
+        entry = by_id[resp.headers["x-request-id"]]
+        assert entry["license"] == "fresh" and entry["model"] == model
+        assert entry["status"] == 200 and entry["latency_ms"] >= 0
+        assert entry["key"].startswith("k-")
+    assert sorted(e["status"] for e in access if e.get("path", "").endswith("completions")) == [
+        200, 200, 401]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_model_unknown_upstream_is_404_model_not_found(
+    scripted_gateway: GatewayProcess, script: ScriptedGemini, stream: bool
+) -> None:
+    not_found = (404, "application/json", [json.dumps({"error": {
+        "code": 404, "status": "NOT_FOUND", "message": "models/gemini-9-nope is not found for "
+        "API version v1beta, or is not supported for generateContent."}}).encode()])
+    script.replies += [not_found, not_found]
+    resp = _chat(scripted_gateway, {**PLAIN, "model": "gemini-9-nope", "stream": stream})
+    err = assert_openai_error(resp, 404, "invalid_request_error")
+    assert err["code"] == "model_not_found" and err["param"] == "model"
+    assert len(script.generate_calls()) == 1  # the client's mistake: no other key is tried
+    with pytest.raises(openai.NotFoundError):
+        scripted_gateway.client().chat.completions.create(**{**PLAIN, "model": "gemini-9-nope"})
+
+
+def test_without_keys_it_serves_the_simulator_and_prints_a_working_license(
+    fresh_gateway: Callable[..., GatewayProcess], script: ScriptedGemini
+) -> None:
+    gw = fresh_gateway(GEMINI_GATEWAY_UPSTREAM_KEYS="")
+    logs = gw.logs()
+    assert "SIMULATOR" in logs
+    printed = [line.split("Authorization: ", 1)[1].rstrip("' \\")
+               for line in logs.splitlines() if "Authorization: " in line]
+    assert len(printed) == 1
+    resp = post(gw.base_url + "/chat/completions", PAGE_EXAMPLES["basic"],
+                {"Authorization": printed[0]})
+    assert "What model are you?" in _content(_stream_checks(resp, "gemini-2.0-flash"))
+    assert script.generate_calls() == []  # the built-in simulator answered

@@ -12,11 +12,14 @@ import json
 import secrets
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiohttp.web
 import openai
 import pytest
 
@@ -769,3 +772,117 @@ def test_redis_key_state_is_visible_to_the_cli(
     for _ in range(4):
         assert _ask(gw, gw.license).status == 200
     assert secret in {r["key"] for r in sim.requests()}
+
+
+# --- a different Gemini: usage only on the last event, CRLF line endings, no index ---------------
+
+
+class _TerseGemini:
+    """A fake Gemini unlike ours: streams ``usageMetadata`` only with the last event, ends SSE
+    lines with CRLF, leaves out ``index`` and adds fields nobody knows. Runs in its own thread."""
+
+    def __init__(self, events: int, delay: float) -> None:
+        self.events, self.delay = events, delay
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    async def _stream(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for i in range(self.events):
+            last = i == self.events - 1
+            event: dict[str, Any] = {
+                "candidates": [{"content": {"role": "model", "parts": [{"text": "word " * 5}]},
+                                "someNewField": {"x": 1}}],
+                "modelVersion": "gemini-2.0-flash-001",
+            }  # fmt: skip
+            if last:
+                event["candidates"][0]["finishReason"] = "STOP"
+                event["usageMetadata"] = {"totalTokenCount": 7 + 5 * self.events,
+                                          "promptTokenCount": 7,
+                                          "candidatesTokenCount": 5 * self.events}  # fmt: skip
+            await response.write(b"data: " + json.dumps(event).encode() + b"\r\n\r\n")
+            await asyncio.sleep(self.delay)
+        return response
+
+    async def _generate(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.json_response({
+            "candidates": [{"content": {"parts": [{"text": "hello there"}]},
+                            "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 2},
+        })  # fmt: skip
+
+    def _run(self) -> None:
+        app = aiohttp.web.Application()
+        app.router.add_post("/v1beta/models/{model}:streamGenerateContent", self._stream)
+        app.router.add_post("/v1beta/models/{model}:generateContent", self._generate)
+        runner = aiohttp.web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> _TerseGemini:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def test_usage_only_on_the_last_event_is_still_charged(
+    start_gateway: Callable[..., GatewayProcess],
+) -> None:
+    with _TerseGemini(events=30, delay=0.1) as upstream:
+        gw = start_gateway(upstream_base_url=upstream.url)
+        license = gw.create_license("acc-terse", "--quota", "100000")
+        # A whole stream: charged what the last event says.
+        fast = _TerseGemini(events=3, delay=0.0)
+        upstream.events, upstream.delay = fast.events, fast.delay
+        resp = post(gw.base_url + "/chat/completions", {**ASK, "stream": True},
+                    {**_auth(license), "x-request-id": "acc-terse-whole"})  # fmt: skip
+        assert resp.status == 200 and resp.sse_events()[-1] == "[DONE]"
+        (row,) = _rows_for(gw, "acc-terse-whole")
+        assert (row["prompt_tokens"], row["completion_tokens"]) == (7, 15)
+        # A stream the client leaves before the usage came: charged an estimate, not nothing.
+        upstream.events, upstream.delay = 30, 0.1
+        asyncio.run(_disconnect_after_first_bytes(gw, license, "acc-terse-gone"))
+        (row,) = _wait_for(lambda: _rows_for(gw, "acc-terse-gone"))
+        assert row["status"] == 499 and row["prompt_tokens"] >= 1
+        assert row["completion_tokens"] >= 2  # at least two events of 25 characters
+        used = _cli_json(gw, "usage", "--license", "acc-terse")["data"][0]["total_tokens"]
+        assert used == 22 + row["prompt_tokens"] + row["completion_tokens"]
+
+
+# --- the key state file two processes share ------------------------------------------------------
+
+
+async def test_key_state_file_is_shared_between_two_holders(tmp_path: Path) -> None:
+    from gemini_gateway.store.key_state import FileKeyState
+
+    path = tmp_path / "state.json"
+    gateway_side, cli_side = FileKeyState(path), FileKeyState(path)
+    await gateway_side.cool_down("k-1", time.time() + 60, "rate-limited")
+    await gateway_side.record("k-1", failures=1, error="RESOURCE_EXHAUSTED")
+    await gateway_side.record("k-2", successes=3)
+    seen = await cli_side.get(["k-1", "k-2", "k-3"])  # counters not yet flushed: not seen
+    assert seen["k-1"].cooling_until > time.time() and "k-2" not in seen
+    await gateway_side.get([])  # the pool's refresh flushes them
+    seen = await cli_side.get(["k-1", "k-2"])
+    assert (seen["k-1"].failures, seen["k-1"].last_error) == (1, "RESOURCE_EXHAUSTED")
+    assert seen["k-2"].successes == 3
+    await cli_side.enable("k-1")
+    await cli_side.disable("k-2", "disabled by an operator")
+    back = await gateway_side.get(["k-1", "k-2"])
+    assert back["k-1"].usable(time.time()) and back["k-1"].failures == 1
+    assert back["k-2"].disabled and back["k-2"].successes == 3
+    assert "k-" in path.read_text() and "secret" not in path.read_text()
+    path.write_text("not json")
+    assert (await FileKeyState(path).get(["k-1"])) == {}

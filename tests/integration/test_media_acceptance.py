@@ -357,3 +357,150 @@ def test_padding_at_a_check_boundary_is_not_accepted() -> None:
     assert head is not None and head == base64.b64decode(text[:MB])[: len(head)]
     flawed = text[: _CHECK_CHUNK - 4] + "QQ==" + text[_CHECK_CHUNK:]
     assert check_base64(flawed, 4 * MB) is None
+
+
+# --- references, refusals and limits through the real gateway -------------------------------
+
+
+def test_a_file_the_keys_cannot_see_is_the_clients_error_not_the_keys(
+    start_gateway: Any, sim: Any
+) -> None:
+    """Gemini answers 403 for a File API URI the key cannot read: no key may be disabled for it."""
+    gw = start_gateway()
+    uri = "https://generativelanguage.googleapis.com/v1beta/files/notours123"
+    resp = post(gw.base_url + "/chat/completions", _ask(uri, stream=False), _auth(gw))
+    error = assert_openai_error(resp, 403, "invalid_request_error")
+    assert "notours123" in error["message"]
+    calls = _generate_calls(sim)
+    assert len(calls) == 1  # passed on at once, not tried on every key
+    parts = calls[0]["body"]["contents"][0]["parts"]
+    assert {"fileData": {"fileUri": uri}} in parts
+    for _ in range(3):  # both keys still serve
+        again = post(gw.base_url + "/chat/completions",
+                     {"model": "gemini-2.0-flash", "messages": [{"role": "user", "content": "hi"}]},
+                     _auth(gw))
+        assert again.status == 200, again.body[:300]
+
+
+@pytest.mark.parametrize("url", [
+    "https://youtu.be/9hE5-98ZeCg", "https://m.youtube.com/watch?v=9hE5-98ZeCg&t=10",
+    "https://www.youtube.com/shorts/9hE5-98ZeCg",
+])
+def test_youtube_links_are_not_downloaded(gateway: Any, sim: Any, url: str) -> None:
+    resp = post(gateway.base_url + "/chat/completions", _ask(url, stream=True), _auth(gateway))
+    assert resp.status == 200, resp.body[:300]
+    (call,) = _generate_calls(sim)
+    assert {"fileData": {"fileUri": url}} in call["body"]["contents"][0]["parts"]
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://169.254.169.254/latest/meta-data/", "link-local"),
+    ("http://[::ffff:127.0.0.1]/image.png", "loopback"),
+    ("http://[::1]/image.png", "loopback"),
+    ("http://10.1.2.3/image.png", "private"),
+    ("http://0x7f000001/image.png", "loopback"),
+    ("http://224.0.0.1/image.png", "multicast"),
+])
+def test_ssrf_targets_are_refused_with_the_reason(
+    gateway: Any, sim: Any, url: str, why: str
+) -> None:
+    resp = post(gateway.base_url + "/chat/completions", _ask(url, stream=True), _auth(gateway))
+    error = assert_openai_error(resp, 400, "invalid_request_error")
+    assert why in error["message"]
+    assert not _generate_calls(sim)
+
+
+def test_allow_private_lets_the_operator_fetch_from_loopback(start_gateway: Any, sim: Any) -> None:
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(SAMPLES), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gw = start_gateway(media_allow_private=True)
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        body = _ask(base + "/image.heic", stream=False)
+        body["messages"][0]["content"].append(
+            {"type": "image_url", "image_url": {"url": base + "/audio.flac"}})
+        resp = post(gw.base_url + "/chat/completions", body, _auth(gw))
+        assert resp.status == 200, resp.body[:300]
+    finally:
+        server.shutdown()
+        server.server_close()
+    (call,) = _generate_calls(sim)
+    assert _inline_sent(call) == [
+        ("image/heic", _print((SAMPLES / "image.heic").read_bytes())),
+        ("audio/flac", _print((SAMPLES / "audio.flac").read_bytes())),
+    ]
+
+
+def test_media_item_over_the_limit_is_413(start_gateway: Any, sim: Any) -> None:
+    gw = start_gateway(media_max_bytes=MB)
+    body = _ask("data:video/mp4;base64," + base64.b64encode(_video(MB + 100)).decode(),
+                stream=True)
+    assert_openai_error(post(gw.base_url + "/chat/completions", body, _auth(gw)), 413)
+    assert not _generate_calls(sim)
+
+
+@pytest.mark.parametrize(("message", "reason", "fault"), [
+    ("You do not have permission to access the File abc or it may not exist.", None, "CLIENT"),
+    ("CachedContent not found (or permission denied)", None, "CLIENT"),
+    ("Method doesn't allow unregistered callers (callers without established identity).",
+     None, "KEY_REFUSED"),
+    ("Requests to this API are blocked.", "API_KEY_SERVICE_BLOCKED", "KEY_REFUSED"),
+    ("Generative Language API has not been used in project 1 or it is disabled.",
+     "SERVICE_DISABLED", "KEY_REFUSED"),
+])
+def test_a_403_disables_the_key_only_when_it_is_about_the_key(
+    message: str, reason: str | None, fault: str
+) -> None:
+    from gemini_gateway.upstream.google_error import Fault, parse_google_error
+
+    error: dict[str, Any] = {"code": 403, "status": "PERMISSION_DENIED", "message": message}
+    if reason:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                             "reason": reason, "domain": "googleapis.com"}]
+    assert parse_google_error(403, orjson.dumps({"error": error})).fault is Fault[fault]
+
+
+def test_speech_streamed_over_several_events_is_one_wav_and_one_link() -> None:
+    """Real Gemini streams TTS audio over many events: the client gets one playable WAV."""
+    from gemini_gateway.translate.call import ResponseContext
+    from gemini_gateway.translate.request import chat_request_to_gemini
+    from gemini_gateway.translate.stream import ChatStreamTranslator
+
+    pieces = [bytes([i]) * 4800 for i in range(1, 4)]
+    mime = "audio/L16;codec=pcm;rate=24000"
+    events: list[dict[str, Any]] = [
+        {"candidates": [{"content": {"role": "model", "parts": [
+            {"inlineData": {"mimeType": mime, "data": base64.b64encode(pcm).decode()}}]}}]}
+        for pcm in pieces
+    ]
+    events[-1]["candidates"][0]["finishReason"] = "STOP"
+    events.append({"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 30,
+                                     "totalTokenCount": 34}})
+    call = chat_request_to_gemini({"model": "gemini-2.5-flash-preview-tts", "stream": True,
+                                   "messages": [{"role": "user", "content": "Say hello"}]})
+    links: list[str] = []
+
+    def media_url(mime_type: str, data: str) -> str:
+        links.append(mime_type)
+        return f"http://gw/gemini/v1/files/{len(links)}"
+
+    translator = ChatStreamTranslator(call, ResponseContext("chatcmpl-1", 1, media_url=media_url))
+    chunks = [c for e in events for c in translator.feed(e)] + translator.finish()
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    audio = [d["audio"] for d in deltas if "audio" in d]
+    assert len(audio) == 1 and links == ["audio/wav"]
+    assert "".join(d.get("content") or "" for d in deltas) == "[audio](http://gw/gemini/v1/files/1)"
+    with wave.open(io.BytesIO(base64.b64decode(audio[0]["data"]))) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (24000, 1, 2)
+        assert wav.readframes(10**6) == b"".join(pieces)
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "stop"

@@ -274,15 +274,14 @@ def test_stream_tts_audio() -> None:
     chunks, _ = run(events, make_call(extra={"generated_media_ttl": 60}))
     audios = [c["choices"][0]["delta"]["audio"] for c in chunks if "audio" in
               c["choices"][0]["delta"]]
-    assert len(audios) == 2
-    assert audios[0]["id"] == audios[1]["id"]
-    assert all(a["expires_at"] == 1_750_000_123 + 60 for a in audios)
-    for audio, pcm in zip(audios, pieces, strict=True):
-        with wave.open(io.BytesIO(base64.b64decode(audio["data"])), "rb") as reader:
-            assert reader.getframerate() == 24000
-            assert reader.readframes(reader.getnframes()) == pcm
-    assert chunks[0]["choices"][0]["delta"]["content"].startswith("[audio](data:audio/wav;")
-    assert chunks[1]["choices"][0]["delta"]["content"].startswith("\n\n[audio](data:audio/wav;")
+    assert len(audios) == 1  # one WAV of all the pieces, when the choice ends (docs/media-out.md)
+    assert audios[0]["expires_at"] == 1_750_000_123 + 60
+    with wave.open(io.BytesIO(base64.b64decode(audios[0]["data"])), "rb") as reader:
+        assert reader.getframerate() == 24000
+        assert reader.readframes(reader.getnframes()) == b"".join(pieces)
+    contents = [c["choices"][0]["delta"].get("content") for c in chunks]
+    assert [c for c in contents if c] == [contents[-1]]
+    assert contents[-1].startswith("[audio](data:audio/wav;")
 
 
 def test_stream_logprobs() -> None:

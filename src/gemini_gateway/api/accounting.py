@@ -20,6 +20,15 @@ DEFAULT_COMPLETION_ESTIMATE = 1024
 
 def estimate_tokens(body: dict[str, Any]) -> int:
     """A cheap upper-ish guess: prompt characters / 4 plus the completion tokens asked for."""
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    completion = asked if isinstance(asked, int) and asked > 0 else DEFAULT_COMPLETION_ESTIMATE
+    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
+    return estimate_prompt_tokens(body) + completion * n
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """Prompt text characters / 4 (+1): what a request is charged for its prompt when upstream
+    never said (a stream cut before its usage arrived)."""
     chars = 0
     for message in body.get("messages") or ():
         if not isinstance(message, dict):
@@ -31,10 +40,23 @@ def estimate_tokens(body: dict[str, Any]) -> int:
             for part in content:
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
                     chars += len(part["text"])
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
-    completion = asked if isinstance(asked, int) and asked > 0 else DEFAULT_COMPLETION_ESTIMATE
-    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
-    return chars // 4 + 1 + completion * n
+    return chars // 4 + 1
+
+
+def produced_chars(chunks: list[dict[str, Any]]) -> int:
+    """Characters of answer, reasoning and tool arguments in some ``chat.completion.chunk``s."""
+    total = 0
+    for chunk in chunks:
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            for name in ("content", "reasoning_content", "refusal"):
+                if isinstance(delta.get(name), str):
+                    total += len(delta[name])
+            for call in delta.get("tool_calls") or ():
+                arguments = (call.get("function") or {}).get("arguments")
+                if isinstance(arguments, str):
+                    total += len(arguments)
+    return total
 
 
 @dataclass
@@ -52,6 +74,26 @@ class RequestRecord:
     error_code: str | None = None
     usage: dict[str, Any] | None = None
     first_token_at: float | None = None
+    prompt_estimate: int = 0  # estimate_prompt_tokens of the request
+    produced_chars: int = 0  # characters streamed so far (produced_chars of every chunk)
+
+    def charged_usage(self) -> dict[str, Any] | None:
+        """The usage to charge. A stream cut short whose upstream sent no output count yet
+        (some send ``usageMetadata`` only with the last event) is charged an estimate of what
+        it produced: the prompt estimate plus streamed characters / 4."""
+        usage = self.usage
+        if self.status != 499 or not self.produced_chars:
+            return usage
+        if usage is not None and int(usage.get("completion_tokens") or 0) > 0:
+            return usage
+        prompt = int((usage or {}).get("prompt_tokens") or 0) or self.prompt_estimate
+        completion = self.produced_chars // 4 + 1
+        return {
+            **(usage or {}),
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
 
 class Accounting:
@@ -68,6 +110,7 @@ class Accounting:
             return
         self._done = True
         rec = self.record
+        rec.usage = rec.charged_usage()
         usage = rec.usage or {}
         total = int(usage.get("total_tokens") or 0)
         try:

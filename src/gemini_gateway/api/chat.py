@@ -17,7 +17,9 @@ from aiohttp import web
 from gemini_gateway.api.accounting import (
     Accounting,
     RequestRecord,
+    estimate_prompt_tokens,
     estimate_tokens,
+    produced_chars,
     record_refusal,
 )
 from gemini_gateway.api.auth import authenticate, client_ip
@@ -71,6 +73,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         license=license,
         model_requested=model,
         stream=body.get("stream") is True,
+        prompt_estimate=estimate_prompt_tokens(body),
     )
     try:  # a request refused before it goes upstream (403, 400, 429) still gets its ledger row
         license.check(model, client_ip(request))
@@ -137,6 +140,7 @@ async def _stream(
             if chunks:
                 if record.first_token_at is None:
                     record.first_token_at = time.perf_counter()
+                record.produced_chars += produced_chars(chunks)
                 await response.write(_sse(chunks))
         tail = translator.finish()
         if tail:

@@ -66,6 +66,7 @@ def chat_request_to_gemini(
     if not isinstance(request, Mapping):
         raise InvalidRequest("the request body must be a JSON object")
     spec = parse_model(request.get("model"))
+    check_passed_over_parameters(request)
     google = google_extras(request)
     if not request.get("messages"):
         raise InvalidRequest("messages must be a non-empty array", param="messages")
@@ -113,6 +114,25 @@ def chat_request_to_gemini(
         tool_names=tools.function_names,
         extra=extra,
     )
+
+
+# OpenAI parameters Gemini has no use for, or reads only loosely: ignored, but refused with the
+# wrong JSON type as OpenAI refuses them (CreateChatCompletionRequest, shared/schemas/).
+_PASSED_OVER: dict[str, tuple[type, str]] = {
+    **dict.fromkeys(("user", "safety_identifier", "prompt_cache_key", "prompt_cache_retention",
+                     "service_tier", "verbosity"), (str, "a string")),
+    **dict.fromkeys(("store", "parallel_tool_calls"), (bool, "a boolean")),
+    **dict.fromkeys(("metadata", "logit_bias", "prediction", "web_search_options",
+                     "prompt_cache_options"), (dict, "an object")),
+}
+
+
+def check_passed_over_parameters(request: Mapping[str, Any]) -> None:
+    """A 400 naming an ignored OpenAI parameter sent with the wrong type (null is absent)."""
+    for name, (kind, described) in _PASSED_OVER.items():
+        value = request.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise InvalidRequest(f"{name} must be {described}", param=name)
 
 
 def google_extras(request: Mapping[str, Any]) -> dict[str, Any]:

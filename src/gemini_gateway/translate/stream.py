@@ -18,6 +18,7 @@ from typing import Any
 
 from gemini_gateway.translate.call import GeminiCall, ResponseContext
 from gemini_gateway.translate.response import (
+    AudioPiece,
     PartRenderer,
     RenderedParts,
     candidate_indices,
@@ -40,6 +41,9 @@ class _ChoiceState:
     has_tool_calls: bool = False
     content: list[str] = field(default_factory=list)  # content sent so far, for annotations
     grounding: Mapping[str, Any] | None = None  # the last groundingMetadata seen
+    # Speech arrives over several events; one WAV (and one link) goes out when the choice ends.
+    audio: list[AudioPiece] = field(default_factory=list)
+    transcript: str = ""
 
 
 def _finish_apart_from_tool_calls(chunk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,7 +113,7 @@ class ChatStreamTranslator:
         state = self._state(0)
         if state.finished:
             return []
-        delta = self._delta(state, RenderedParts())
+        delta = self._delta(state, RenderedParts(), closing=True)
         delta["refusal"] = refusal
         return [self._choice_chunk(0, state, delta, "content_filter")]
 
@@ -144,18 +148,24 @@ class ChatStreamTranslator:
         (an addition to OpenAI's delta shape, as on ``message.annotations``)."""
         content = "".join(state.content) + out.content
         annotations = state.renderer.append_grounding(out, content, state.grounding)
-        delta = self._delta(state, out)
+        delta = self._delta(state, out, closing=True)
         if annotations:
             delta["annotations"] = annotations
         return delta
 
-    def _delta(self, state: _ChoiceState, out: RenderedParts) -> dict[str, Any]:
+    def _delta(
+        self, state: _ChoiceState, out: RenderedParts, *, closing: bool = False
+    ) -> dict[str, Any]:
         delta: dict[str, Any] = {}
         if not state.started:
             delta["role"] = "assistant"
-        if out.audio:
-            audio, url = speech_to_audio(out.audio, audio_id=state.audio_id,
-                                         transcript=out.transcript, call=self.call, ctx=self.ctx)
+        state.audio += out.audio
+        state.transcript += out.transcript
+        if closing and state.audio:
+            audio, url = speech_to_audio(state.audio, audio_id=state.audio_id,
+                                         transcript=state.transcript, call=self.call,
+                                         ctx=self.ctx)
+            state.audio = []
             delta["audio"] = audio
             state.renderer.append_link(out, f"[audio]({url})")
         if out.content:

@@ -295,6 +295,9 @@ class UpstreamClient:
         fault = classify(error)
         status = error.http_status
         if fault is Fault.CLIENT:
+            if status == 404 and "models/" in error.message:  # OpenAI's name for this case
+                raise UpstreamRejected(error.message, status=status, code="model_not_found",
+                                       param="model")
             raise UpstreamRejected(error.message, status=status)
         tried.add(key.id)
         if fault is Fault.RATE_LIMITED:

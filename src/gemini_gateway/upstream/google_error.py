@@ -23,6 +23,14 @@ _KEY_REASONS = frozenset(
     {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "SERVICE_DISABLED"}
 )
 
+# A 403 about a resource the request names ("You do not have permission to access the File x or
+# it may not exist", "CachedContent not found (or permission denied)"): any client can send one.
+_RESOURCE_DENIED = re.compile(
+    r"permission to access the (?:file|cachedcontent|tuned ?model)\b|may not exist"
+    r"|cachedcontent not found",
+    re.IGNORECASE,
+)
+
 
 class Fault(enum.Enum):
     RATE_LIMITED = "rate_limited"  # 429: cool the key down, try another
@@ -124,7 +132,11 @@ def classify(error: GoogleError) -> Fault:
     code = error.http_status
     if code == 429 or error.status == "RESOURCE_EXHAUSTED":
         return Fault.RATE_LIMITED
-    if code in (401, 403) or error.reason in _KEY_REASONS:
+    if error.reason in _KEY_REASONS:
+        return Fault.KEY_REFUSED
+    if code == 403 and _RESOURCE_DENIED.search(error.message):
+        return Fault.CLIENT  # a file the request names, not the key: disabling keys would not help
+    if code in (401, 403):
         return Fault.KEY_REFUSED
     if code >= 500 or code == 408 or code < 400:  # we follow no redirects
         return Fault.SERVER
