@@ -17,6 +17,7 @@ from aiohttp import web
 from gemini_gateway.api import chat, health, models
 from gemini_gateway.api.middleware import gateway_middleware
 from gemini_gateway.api.state import STATE, AppState
+from gemini_gateway.api.usage_estimate import UsageEstimator
 from gemini_gateway.config import Settings
 from gemini_gateway.translate.request import RequestOptions
 
@@ -79,6 +80,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     state.upstream = UpstreamClient(settings, state.pool)
     state.limiter = build_limiter(settings, tokens_used=state.store.ledger.tokens_used)
     state.extras["request_options"] = RequestOptions(safety_threshold=settings.safety_threshold)
+    state.extras["usage_estimator"] = UsageEstimator()
     await _start_media(state)
     try:
         yield

@@ -43,6 +43,7 @@ class ScriptedGemini:
         self.url = ""
         self.pause = 0.01  # seconds between the pieces of a reply
         self.cut_by_gateway = threading.Event()  # the gateway hung up while we were writing
+        self.silent_replies = 0  # this many next replies wait 2 s before their headers
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
 
@@ -61,6 +62,9 @@ class ScriptedGemini:
             status, ctype, pieces = self.replies.pop(0)
         else:
             status, ctype, pieces = 500, "application/json", [_google_error(500, "INTERNAL")]
+        if self.silent_replies > 0:
+            self.silent_replies -= 1
+            await asyncio.sleep(2)
         resp = web.StreamResponse(status=status, headers={"Content-Type": ctype})
         await resp.prepare(request)
         try:
@@ -167,6 +171,7 @@ def script(scripted: ScriptedGemini) -> ScriptedGemini:
     scripted.requests.clear()
     scripted.pause = 0.01
     scripted.cut_by_gateway.clear()
+    scripted.silent_replies = 0
     return scripted
 
 
@@ -605,6 +610,14 @@ def test_stream_cut_mid_event_ends_with_error_event(
     assert json.loads(events[0])["choices"][0]["delta"]["content"] == "A"
     error = json.loads(events[-2])
     assert set(error) == {"error"} and error["error"]["message"]
+    script.replies.append((200, "text/event-stream", [
+        b'data: {"candidates":[{"content":{"parts":[{"text":"A"}]}}]}\r\n\r\n',
+        b'data: {"candidates":[{"conte']))
+    received = []
+    with pytest.raises(openai.APIError):  # the SDK turns the error event into an exception
+        for chunk in scripted_gateway.client().chat.completions.create(**PLAIN, stream=True):
+            received.append(chunk.choices[0].delta.content)
+    assert received == ["A"]
 
 
 def test_stream_opening_with_an_error_event_is_an_http_error(
@@ -954,3 +967,19 @@ def test_without_keys_it_serves_the_simulator_and_prints_a_working_license(
                 {"Authorization": printed[0]})
     assert "What model are you?" in _content(_stream_checks(resp, "gemini-2.0-flash"))
     assert script.generate_calls() == []  # the built-in simulator answered
+
+
+def test_silence_before_the_first_byte_is_retried_on_another_key_then_504(
+    fresh_gateway: Callable[..., GatewayProcess], script: ScriptedGemini
+) -> None:
+    gw = fresh_gateway(GEMINI_GATEWAY_UPSTREAM_TIMEOUT="0.5")
+    script.silent_replies = 1
+    script.replies.append((200, "text/event-stream", []))
+    script.sse(_answer({"text": "ok"}))
+    chunks = _stream_checks(_chat(gw, {**PLAIN, "stream": True}), "gemini-2.0-flash")
+    assert _content(chunks) == "ok"
+    keys = [c["headers"]["x-goog-api-key"] for c in script.generate_calls()]
+    assert len(keys) == 2 and keys[0] != keys[1]
+    script.silent_replies = 10
+    script.replies += [(200, "application/json", [b"{}"])] * 10
+    assert_openai_error(_chat(gw, PLAIN), 504)

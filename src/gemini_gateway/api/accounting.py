@@ -10,20 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("gemini_gateway.accounting")
 
 DEFAULT_COMPLETION_ESTIMATE = 1024
-
-
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """A cheap upper-ish guess: prompt characters / 4 plus the completion tokens asked for."""
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
-    completion = asked if isinstance(asked, int) and asked > 0 else DEFAULT_COMPLETION_ESTIMATE
-    n = body.get("n") if isinstance(body.get("n"), int) and body.get("n", 1) > 0 else 1
-    return estimate_prompt_tokens(body) + completion * n
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:
@@ -99,10 +92,18 @@ class RequestRecord:
 class Accounting:
     """Ties an Admission to a ledger row; ``finish`` is safe to call more than once."""
 
-    def __init__(self, ledger: Any, admission: Any, record: RequestRecord) -> None:
+    def __init__(
+        self,
+        ledger: Any,
+        admission: Any,
+        record: RequestRecord,
+        *,
+        after: Callable[[RequestRecord], None] | None = None,
+    ) -> None:
         self._ledger = ledger
         self._admission = admission
         self.record = record
+        self._after = after  # told the settled usage (learning estimates, freeing a gate)
         self._done = False
 
     async def finish(self) -> None:
@@ -113,6 +114,8 @@ class Accounting:
         rec.usage = rec.charged_usage()
         usage = rec.usage or {}
         total = int(usage.get("total_tokens") or 0)
+        if self._after is not None:
+            self._after(rec)
         try:
             if self._admission is not None:
                 if rec.usage is None and rec.status >= 400:

@@ -18,7 +18,6 @@ from gemini_gateway.api.accounting import (
     Accounting,
     RequestRecord,
     estimate_prompt_tokens,
-    estimate_tokens,
     produced_chars,
     record_refusal,
 )
@@ -27,6 +26,7 @@ from gemini_gateway.api.errors import stream_error_event
 from gemini_gateway.api.media_links import response_context
 from gemini_gateway.api.request_body import parse_json, read_body
 from gemini_gateway.api.state import AppState, get_state
+from gemini_gateway.api.usage_estimate import UsageEstimator
 from gemini_gateway.errors import GatewayError, InvalidRequest
 from gemini_gateway.translate.content import media_parts
 from gemini_gateway.translate.request import chat_request_to_gemini
@@ -75,6 +75,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         stream=body.get("stream") is True,
         prompt_estimate=estimate_prompt_tokens(body),
     )
+    gate: asyncio.Lock | None = None  # held while this request calibrates the estimate
     try:  # a request refused before it goes upstream (403, 400, 429) still gets its ledger row
         license.check(model, client_ip(request))
         messages = body.get("messages")
@@ -86,11 +87,32 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         call = chat_request_to_gemini(body, media=media, options=state.extras["request_options"])
         call.extra["generated_media_ttl"] = state.settings.generated_media_ttl
         record.model_sent, record.stream = call.model.upstream, call.stream
-        admission = await state.limiter.admit(license, estimated_tokens=estimate_tokens(body))
+        estimator: UsageEstimator = state.extras["usage_estimator"]
+        estimate, known = estimator.estimate(body, call.model.upstream)
+        if not known and (license.tpm or license.quota):
+            gate = await estimator.calibration_gate(call.model.upstream)
+            # Alone in flight while calibrating: reserve only the prompt, settle the truth after.
+            estimate = record.prompt_estimate
+            if gate is None:
+                estimate, _ = estimator.estimate(body, call.model.upstream)
+        admission = await state.limiter.admit(license, estimated_tokens=estimate)
     except GatewayError as exc:
+        if gate is not None:
+            gate.release()
         await record_refusal(state.store.ledger, record, exc)
         raise
-    accounting = Accounting(state.store.ledger, admission, record)
+    except asyncio.CancelledError:
+        if gate is not None:
+            gate.release()
+        raise
+
+    def settled(rec: RequestRecord) -> None:
+        used = int((rec.usage or {}).get("total_tokens") or 0)
+        estimator.learn(rec.model_sent, rec.prompt_estimate, used)
+        if gate is not None:
+            gate.release()
+
+    accounting = Accounting(state.store.ledger, admission, record, after=settled)
     ctx = response_context(request, state)
     try:
         if call.stream:
