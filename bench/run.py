@@ -238,6 +238,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    machine = machine_summary()  # before our own processes add to the load average
     wrk = ensure_wrk()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
@@ -313,12 +314,12 @@ def main() -> None:
                     )
                 )
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    header = f"{when}; {machine_summary()}; Python {sys.version.split()[0]}"
+    header = f"{when}; {machine} before the run; Python {sys.version.split()[0]}"
     print(render_report(header, results, streams, args.duration, args.warmup, args.repeat))
     if args.json:
         raw = {
             "when": when,
-            "machine": machine_summary(),
+            "machine": machine,
             "runs": [asdict(r) for r in results],
             "open_streams": asdict(streams) if streams else None,
         }
