@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -99,8 +100,8 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         if proc.poll() is not None:
             sys.exit(f"{proc.args} exited early:\n{log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 (loopback only)
-            return
+            with urllib.request.urlopen(url, timeout=1):
+                return
         except urllib.error.HTTPError:
             return
         except OSError:
@@ -111,7 +112,8 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 def post_json(url: str, payload: dict[str, object]) -> None:
     data = json.dumps(payload).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=5).read()  # noqa: S310 (loopback only)
+    with urllib.request.urlopen(request, timeout=5) as response:
+        response.read()
 
 
 @contextlib.contextmanager
