@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -193,7 +192,3 @@ async def _stream(
 
 def _sse(chunks: list[dict[str, Any]]) -> bytes:
     return b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in chunks)
-
-
-def new_completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex

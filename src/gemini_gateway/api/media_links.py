@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from aiohttp import web
 
+from gemini_gateway.api.ids import new_id
 from gemini_gateway.api.state import AppState
 from gemini_gateway.translate.call import ResponseContext
 
@@ -28,7 +28,7 @@ def response_context(request: web.Request, state: AppState) -> ResponseContext:
             return f"{root}/gemini/v1/files/{files.save_b64(mime, data_b64)}"
 
     return ResponseContext(
-        completion_id="chatcmpl-" + uuid.uuid4().hex,
+        completion_id=new_id("chatcmpl-"),
         created=int(time.time()),
         think_tags=state.settings.thinking_output == "think_tags",
         media_url=media_url,

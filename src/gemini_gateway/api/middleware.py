@@ -10,13 +10,13 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gemini_gateway.api.errors import error_response, from_http_exception, internal_error
+from gemini_gateway.api.ids import new_id
 from gemini_gateway.errors import GatewayError
 
 access_log = logging.getLogger("gemini_gateway.access")
@@ -30,7 +30,7 @@ def _request_id(request: web.Request) -> str:
     given = request.headers.get("x-request-id")
     if given and _SAFE_REQUEST_ID.match(given):
         return given
-    return "req_" + uuid.uuid4().hex
+    return new_id("req_")
 
 
 @web.middleware

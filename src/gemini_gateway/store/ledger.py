@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from gemini_gateway.errors import InvalidRequest
 from gemini_gateway.store._dates import utcnow
+from gemini_gateway.store.ledger_sqlite import SqliteLedgerWriter
 from gemini_gateway.store.tables import ledger as ledger_table
 
 if TYPE_CHECKING:
@@ -77,6 +78,14 @@ def _row(entry: LedgerEntry) -> dict[str, Any]:
     return row
 
 
+def _sqlite_writer_for(database: Database) -> SqliteLedgerWriter | None:
+    """SQLite files get the one-call-per-batch writer; PostgreSQL keeps the async engine."""
+    url = database.engine.url
+    if not database.is_sqlite or not url.database or url.database == ":memory:":
+        return None
+    return SqliteLedgerWriter(url.database, _ENTRY_FIELDS)
+
+
 @dataclass(frozen=True)
 class UsageTotals:
     """Totals for one group (a model, a day ``YYYY-MM-DD``, a license name) or for everything."""
@@ -127,6 +136,7 @@ class Ledger:
         self._writer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._closed = False
+        self._sqlite_writer = _sqlite_writer_for(database)
 
     async def record(self, entry: LedgerEntry) -> None:
         """Return once ``entry``'s row is committed (shared with whatever else was queued)."""
@@ -165,8 +175,11 @@ class Ledger:
         rows = [_row(e) for e in entries]
         for delay in (*_RETRY_DELAYS, None):
             try:
-                async with self._db.write() as conn:
-                    await conn.execute(ledger_table.insert(), rows)
+                if self._sqlite_writer is not None:
+                    await self._sqlite_writer.write(rows)
+                else:
+                    async with self._db.write() as conn:
+                        await conn.execute(ledger_table.insert(), rows)
                 return
             except Exception:
                 if delay is None:
@@ -277,6 +290,8 @@ class Ledger:
         self._wake.set()
         if self._writer is not None:
             await self._writer
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.close()
         if self._pruner is not None:
             self._pruner.cancel()
             try:

@@ -35,7 +35,6 @@ from gemini_gateway.translate.response import (
 @dataclass
 class _ChoiceState:
     renderer: PartRenderer
-    audio_id: str = field(default_factory=new_audio_id)  # one id for all audio of a choice
     started: bool = False  # the role has been sent
     finished: bool = False
     has_tool_calls: bool = False
@@ -162,7 +161,7 @@ class ChatStreamTranslator:
         state.audio += out.audio
         state.transcript += out.transcript
         if closing and state.audio:
-            audio, url = speech_to_audio(state.audio, audio_id=state.audio_id,
+            audio, url = speech_to_audio(state.audio, audio_id=new_audio_id(),
                                          transcript=state.transcript, call=self.call,
                                          ctx=self.ctx)
             state.audio = []
