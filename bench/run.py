@@ -11,6 +11,10 @@ Each is run non-streamed and streamed (20 events) at each concurrency, after a w
 proxy and the gateway, process CPU time is read from /proc before and after each run. Then 1,000
 slow streams are held open against the gateway and its RSS is read.
 
+``--gateway-config baseline,limits-sqlite,limits-pg-redis`` runs several gateways side by side
+(issue 3): a license without limits, one with limits that are checked but never refuse, and the
+same on PostgreSQL + Redis; their runs are interleaved so they are measured close together.
+
 Run: ``.venv/bin/python bench/run.py`` (``--help`` for durations, concurrencies, ``--json``).
 """
 
@@ -35,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from backing_stores import postgres_and_redis
 from open_streams import OpenStreamsResult, hold_open_streams
 from procstat import cpu_seconds, machine_summary
 from report import render_report
@@ -46,6 +51,35 @@ MODEL = "gemini-2.0-flash"
 PROMPT = "Write a long story about a benchmark that measures a gateway in many short words please"
 STREAM_EVENTS = 20
 SIM_KEY = "AIzaBenchOnlyNotARealKey000000000000000"
+# Limits every request checks and counts, high enough never to refuse one.
+NEVER_REFUSING_LIMITS = [
+    "--rpm", "1000000", "--tpm", "1000000000", "--quota", "1000000000000",
+    "--concurrency", "10000",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """One way to run the gateway: the license's limits and where state is kept."""
+
+    name: str
+    limits: bool
+    postgres_redis: bool
+
+    @property
+    def target_name(self) -> str:
+        """``gateway`` for the baseline (the report's historic name), ``gateway/<name>`` else."""
+        return "gateway" if self.name == "baseline" else f"gateway/{self.name}"
+
+
+GATEWAY_CONFIGS = {
+    c.name: c
+    for c in (
+        GatewayConfig("baseline", limits=False, postgres_redis=False),
+        GatewayConfig("limits-sqlite", limits=True, postgres_redis=False),
+        GatewayConfig("limits-pg-redis", limits=True, postgres_redis=True),
+    )
+}
 
 
 @dataclass
@@ -235,6 +269,14 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--open-streams", type=int, default=1000, help="0 skips the test.")
     parser.add_argument("--json", type=Path, help="Also write the raw results here.")
+    parser.add_argument(
+        "--gateway-config",
+        default="baseline",
+        help=f"Comma-separated gateway setups, any of {','.join(GATEWAY_CONFIGS)}.",
+    )
+    parser.add_argument(
+        "--redis-db", type=int, default=14, help="Redis db number for limits-pg-redis (flushed)."
+    )
     return parser.parse_args()
 
 
