@@ -16,6 +16,14 @@ MIN_THROUGHPUT_RATIO = 0.60  # (c)/(b) req/s at concurrency 32
 MAX_ADDED_P50_MS = 1.0  # (c) - (a) p50 at concurrency 1
 MAX_CPU_MS = 0.3  # gateway CPU per request
 MAX_OPEN_STREAMS_RSS = 200 * MB
+MIN_LIMITS_RATIO = 0.80  # issue 3: req/s with licenses, limits and ledger vs. a license without
+
+
+def _label(target: str) -> str:
+    """The table label; gateways in other setups are ``gateway/<config>``."""
+    if target in LABELS:
+        return LABELS[target]
+    return f"(c) gateway, {target.partition('/')[2]}"
 
 
 def _find(results: list[RunResult], target: str, stream: bool, level: int) -> RunResult | None:
@@ -37,7 +45,7 @@ def runs_table(results: list[RunResult]) -> list[str]:
     for r in results:
         cpu = "–" if r.cpu_ms_per_request is None else f"{r.cpu_ms_per_request:.3f}"
         lines.append(
-            f"| {'stream' if r.stream else 'plain'} | {r.concurrency} | {LABELS[r.target]} "
+            f"| {'stream' if r.stream else 'plain'} | {r.concurrency} | {_label(r.target)} "
             f"| {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {cpu} | {r.errors} |"
         )
     return lines
@@ -94,6 +102,39 @@ def targets_table(results: list[RunResult], streams: OpenStreamsResult | None) -
     return lines
 
 
+def configs_table(results: list[RunResult]) -> list[str]:
+    """Each gateway setup's runs beside the baseline's (license without limits)."""
+    gateways = list(dict.fromkeys(r.target for r in results if r.target.startswith("gateway")))
+    lines = [
+        "| config | mode | conc. | req/s | p50 ms | CPU ms/req | req/s vs baseline |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    shares: list[float] = []
+    for target in gateways:
+        for r in results:
+            if r.target != target:
+                continue
+            base = _find(results, "gateway", r.stream, r.concurrency)
+            share = "–"
+            if target != "gateway" and base and base.rps:
+                shares.append(r.rps / base.rps)
+                share = f"{shares[-1]:.0%}"
+            cpu = "–" if r.cpu_ms_per_request is None else f"{r.cpu_ms_per_request:.3f}"
+            name = target.partition("/")[2] or "baseline"
+            lines.append(
+                f"| {name} | {'stream' if r.stream else 'plain'} | {r.concurrency} "
+                f"| {r.rps:,.0f} | {r.p50_ms:.2f} | {cpu} | {share} |"
+            )
+    if shares:
+        ok = min(shares) >= MIN_LIMITS_RATIO
+        lines += [
+            "",
+            f"Lowest share of baseline: {min(shares):.0%} "
+            f"(goal ≥ {MIN_LIMITS_RATIO:.0%}: {_verdict(ok)}).",
+        ]
+    return lines
+
+
 def render_report(
     header: str,
     results: list[RunResult],
@@ -108,6 +149,8 @@ def render_report(
         "",
     ]
     out += runs_table(results) + [""] + targets_table(results, streams)
+    if any(r.target.startswith("gateway/") for r in results):
+        out += [""] + configs_table(results)
     if streams is not None:
         out += [
             "",

@@ -280,6 +280,60 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def start_gateway(
+    stack: contextlib.ExitStack,
+    config: GatewayConfig,
+    folder: Path,
+    sim_url: str,
+    redis_db: int,
+    bodies: dict[bool, Path],
+) -> tuple[Target, str]:
+    """Start one gateway (its own data dir, license and stores); its target and license key."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = gateway_env(dict(os.environ), folder / f"data-{config.name}", port, sim_url)
+    if config.postgres_redis:
+        database_url, redis_url = stack.enter_context(postgres_and_redis(redis_db))
+        env.update(GEMINI_GATEWAY_DATABASE_URL=database_url, GEMINI_GATEWAY_REDIS_URL=redis_url)
+    create = [sys.executable, "-m", "gemini_gateway", "license", "create", "--name", "bench"]
+    if config.limits:
+        create += NEVER_REFUSING_LIMITS
+    license_key = (
+        subprocess.run(create, env=env, capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    log = folder / f"gateway-{config.name}.log"
+    gw = stack.enter_context(
+        started(
+            [sys.executable, "-m", "gemini_gateway", "serve"],
+            env,
+            log,
+            f"{url}/gemini/v1/models",
+        )
+    )
+    if gw.poll() is not None:
+        sys.exit(f"gateway {config.name} exited:\n{log.read_text()[-2000:]}")
+    target = Target(
+        config.target_name,
+        dict.fromkeys((False, True), f"{url}/gemini/v1/chat/completions"),
+        bodies,
+        "Authorization",
+        f"Bearer {license_key}",
+        gw.pid,
+    )
+    # Another process may have taken the port between free_port() and our bind: ask ours.
+    request = urllib.request.Request(
+        target.url[False],
+        data=bodies[False].read_bytes(),
+        headers={"Content-Type": "application/json", "Authorization": target.auth_value},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status != 200 or b"chat.completion" not in response.read():
+            sys.exit(f"gateway {config.name} answered {response.status} to a chat request")
+    return target, license_key
+
+
 def main() -> None:
     args = parse_args()
     machine = machine_summary()  # before our own processes add to the load average
@@ -290,73 +344,74 @@ def main() -> None:
     wanted = set(args.targets.split(","))
     modes = [m == "stream" for m in args.modes.split(",")]
     levels = [int(c) for c in args.concurrency.split(",")]
-    with tempfile.TemporaryDirectory(prefix="gemini-gateway-bench-") as tmp:
+    unknown = set(args.gateway_config.split(",")) - set(GATEWAY_CONFIGS)
+    if unknown:
+        sys.exit(f"unknown --gateway-config {','.join(sorted(unknown))}")
+    configs = [GATEWAY_CONFIGS[name] for name in args.gateway_config.split(",")]
+    with (
+        tempfile.TemporaryDirectory(prefix="gemini-gateway-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         folder = Path(tmp)
         bodies = write_bodies(folder)
-        sim_port, proxy_port, gw_port = free_port(), free_port(), free_port()
+        sim_port, proxy_port = free_port(), free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
         proxy_url = f"http://127.0.0.1:{proxy_port}"
-        gw_url = f"http://127.0.0.1:{gw_port}"
-        env = gateway_env(dict(os.environ), folder / "data", gw_port, sim_url)
-        license_key = subprocess.run(
-            [python, "-m", "gemini_gateway", "license", "create", "--name", "bench"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
+        env = gateway_env(dict(os.environ), folder / "data", free_port(), sim_url)
         sim_args = [python, "-m", "gemini_gateway", "simulator", "--port", str(sim_port)]
         sim_args += ["--no-validate", "--stream-chunks", str(STREAM_EVENTS)]
         proxy_args = [python, str(BENCH_DIR / "passthrough.py"), "--port", str(proxy_port)]
         proxy_args += ["--upstream", sim_url]
-        gw_args = [python, "-m", "gemini_gateway", "serve"]
-        with (
-            started(sim_args, env, folder / "sim.log", f"{sim_url}/_sim/status") as sim,
-            started(proxy_args, env, folder / "proxy.log", f"{proxy_url}/") as proxy,
-            started(gw_args, env, folder / "gateway.log", f"{gw_url}/gemini/v1/models") as gw,
-        ):
-            post_json(f"{sim_url}/_sim/config", {"record": False})
-            gemini_path = f"/v1beta/models/{MODEL}"
-            gemini_urls = {
-                False: f"{gemini_path}:generateContent",
-                True: f"{gemini_path}:streamGenerateContent?alt=sse",
-            }
-            targets = [
-                Target(
-                    "sim", {s: sim_url + u for s, u in gemini_urls.items()},
-                    bodies["gemini"], "x-goog-api-key", SIM_KEY, sim.pid,
-                ),
-                Target(
-                    "proxy", {s: proxy_url + u for s, u in gemini_urls.items()},
-                    bodies["gemini"], "x-goog-api-key", SIM_KEY, proxy.pid,
-                ),
-                Target(
-                    "gateway", dict.fromkeys((False, True), f"{gw_url}/gemini/v1/chat/completions"),
-                    bodies["openai"], "Authorization", f"Bearer {license_key}", gw.pid,
-                ),
-            ]  # fmt: skip
-            rounds: list[RunResult] = []
-            for round_index in range(args.repeat):
-                warmup = args.warmup if round_index == 0 else 0
-                for stream in modes:
-                    for level in levels:
-                        for target in targets:
-                            if target.name not in wanted:
-                                continue
-                            result = measure(wrk, target, stream, level, args.duration, warmup)
-                            print(_progress(result), file=sys.stderr, flush=True)
-                            rounds.append(result)
-            results = median_runs(rounds)
-            streams: OpenStreamsResult | None = None
-            if args.open_streams:
-                post_json(f"{sim_url}/_sim/config", {"chunk_delay": 1.0})
-                streams = asyncio.run(
-                    hold_open_streams(
-                        f"{gw_url}/gemini/v1/chat/completions",
-                        sim_url,
-                        license_key,
-                        bodies["openai"][True].read_bytes(),
-                        gw.pid,
-                        args.open_streams,
-                    )
+        sim = stack.enter_context(
+            started(sim_args, env, folder / "sim.log", f"{sim_url}/_sim/status")
+        )
+        proxy = stack.enter_context(started(proxy_args, env, folder / "proxy.log", f"{proxy_url}/"))
+        gateways = [
+            start_gateway(stack, config, folder, sim_url, args.redis_db, bodies["openai"])
+            for config in configs
+        ]
+        post_json(f"{sim_url}/_sim/config", {"record": False})
+        gemini_path = f"/v1beta/models/{MODEL}"
+        gemini_urls = {
+            False: f"{gemini_path}:generateContent",
+            True: f"{gemini_path}:streamGenerateContent?alt=sse",
+        }
+        targets = [
+            Target(
+                "sim", {s: sim_url + u for s, u in gemini_urls.items()},
+                bodies["gemini"], "x-goog-api-key", SIM_KEY, sim.pid,
+            ),
+            Target(
+                "proxy", {s: proxy_url + u for s, u in gemini_urls.items()},
+                bodies["gemini"], "x-goog-api-key", SIM_KEY, proxy.pid,
+            ),
+        ] + [target for target, _ in gateways]  # fmt: skip
+        rounds: list[RunResult] = []
+        for round_index in range(args.repeat):
+            warmup = args.warmup if round_index == 0 else 0
+            for stream in modes:
+                for level in levels:
+                    for target in targets:
+                        if target.name.partition("/")[0] not in wanted:
+                            continue
+                        result = measure(wrk, target, stream, level, args.duration, warmup)
+                        print(_progress(result), file=sys.stderr, flush=True)
+                        rounds.append(result)
+        results = median_runs(rounds)
+        streams: OpenStreamsResult | None = None
+        if args.open_streams:
+            first_gateway, license_key = gateways[0]
+            post_json(f"{sim_url}/_sim/config", {"chunk_delay": 1.0})
+            streams = asyncio.run(
+                hold_open_streams(
+                    first_gateway.url[True],
+                    sim_url,
+                    license_key,
+                    bodies["openai"][True].read_bytes(),
+                    first_gateway.pid or 0,
+                    args.open_streams,
                 )
+            )
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = f"{when}; {machine} before the run; Python {sys.version.split()[0]}"
     print(render_report(header, results, streams, args.duration, args.warmup, args.repeat))

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from gemini_gateway.errors import GatewayError
 
 log = logging.getLogger("gemini_gateway.accounting")
 
@@ -101,7 +104,7 @@ class Accounting:
         after: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self._ledger = ledger
-        self._admission = admission
+        self.admission = admission
         self.record = record
         self._after = after  # told the settled usage (learning estimates, freeing a gate)
         self._done = False
@@ -117,11 +120,11 @@ class Accounting:
         if self._after is not None:
             self._after(rec)
         try:
-            if self._admission is not None:
+            if self.admission is not None:
                 if rec.usage is None and rec.status >= 400:
-                    await self._admission.release()
+                    await self.admission.release()
                 else:
-                    await self._admission.settle(total)
+                    await self.admission.settle(total)
         except Exception:  # accounting must never break a response
             log.exception("settling the admission failed")
         if self._ledger is None:
@@ -166,6 +169,34 @@ class Accounting:
             ),
             stream=rec.stream,
         )
+
+
+async def admit(
+    limiter: Any, ledger: Any, license: Any, record: RequestRecord, estimated_tokens: int
+) -> Accounting:
+    """Admit a request against its license's limits; a refusal gets its ledger row, then raises."""
+    try:
+        admission = await limiter.admit(license, estimated_tokens=estimated_tokens)
+    except GatewayError as exc:
+        await record_refusal(ledger, record, exc)
+        raise
+    return Accounting(ledger, admission, record)
+
+
+@asynccontextmanager
+async def settled_on_failure(accounting: Accounting) -> AsyncIterator[None]:
+    """A failure inside settles the request with its status; a disconnect, in the background."""
+    try:
+        yield
+    except GatewayError as exc:
+        accounting.record.status = exc.status
+        accounting.record.error_code = exc.code or exc.type
+        await accounting.finish()
+        raise
+    except asyncio.CancelledError:
+        accounting.record.status, accounting.record.error_code = 499, "client_disconnected"
+        accounting.finish_in_background()
+        raise
 
 
 async def record_refusal(ledger: Any, record: RequestRecord, error: Any) -> None:

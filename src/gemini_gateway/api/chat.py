@@ -19,6 +19,7 @@ from gemini_gateway.api.accounting import (
     estimate_prompt_tokens,
     produced_chars,
     record_refusal,
+    settled_on_failure,
 )
 from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.errors import stream_error_event
@@ -113,7 +114,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     accounting = Accounting(state.store.ledger, admission, record, after=settled)
     ctx = response_context(request, state)
-    try:
+    async with settled_on_failure(accounting):
         if call.stream:
             return await _stream(request, state, call, ctx, accounting, pinned_key, admission)
         result = await state.upstream.generate(
@@ -127,14 +128,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return web.Response(
             body=orjson.dumps(chat), content_type="application/json", headers=admission.headers
         )
-    except GatewayError as exc:
-        record.status, record.error_code = exc.status, exc.code or exc.type
-        await accounting.finish()
-        raise
-    except asyncio.CancelledError:
-        record.status, record.error_code = 499, "client_disconnected"
-        accounting.finish_in_background()
-        raise
 
 
 async def _stream(

@@ -17,12 +17,11 @@ from urllib.parse import quote
 import orjson
 from aiohttp import web
 
-from gemini_gateway.api.accounting import Accounting, RequestRecord
+from gemini_gateway.api.accounting import RequestRecord, admit, settled_on_failure
 from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.chat import read_json_object
 from gemini_gateway.api.media_links import base_url
 from gemini_gateway.api.state import AppState, get_state
-from gemini_gateway.errors import GatewayError
 from gemini_gateway.translate.images import (
     GeneratedImage,
     ImageJob,
@@ -60,9 +59,8 @@ async def create_images(request: web.Request) -> web.Response:
         model_sent=job.model,
     )
     estimate = len(job.prompt) // 4 + 1 + IMAGE_TOKEN_ESTIMATE * job.n
-    admission = await state.limiter.admit(license, estimated_tokens=estimate)
-    accounting = Accounting(state.store.ledger, admission, record)
-    try:
+    accounting = await admit(state.limiter, state.store.ledger, license, record, estimate)
+    async with settled_on_failure(accounting):
         if job.imagen:
             images, usage = await _imagen(state, job, record), None
         else:
@@ -84,16 +82,10 @@ async def create_images(request: web.Request) -> web.Response:
             }
         await accounting.finish()
         return web.Response(
-            body=orjson.dumps(result), content_type="application/json", headers=admission.headers
+            body=orjson.dumps(result),
+            content_type="application/json",
+            headers=accounting.admission.headers,
         )
-    except GatewayError as exc:
-        record.status, record.error_code = exc.status, exc.code or exc.type
-        await accounting.finish()
-        raise
-    except asyncio.CancelledError:
-        record.status, record.error_code = 499, "client_disconnected"
-        accounting.finish_in_background()
-        raise
 
 
 async def _gemini(
@@ -116,7 +108,6 @@ async def _imagen(state: AppState, job: ImageJob, record: RequestRecord) -> list
     results = await _all(calls)
     record.key_id = results[0].key_id
     return [image for result in results for image in imagen_images(result.data)]
-
 
 
 async def _all(calls: Sequence[Awaitable[T]]) -> list[T]:

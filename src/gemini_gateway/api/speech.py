@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
-from gemini_gateway.api.accounting import Accounting, RequestRecord
+from gemini_gateway.api.accounting import RequestRecord, admit
 from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.chat import SSE_HEADERS, read_json_object
 from gemini_gateway.api.errors import stream_error_event
@@ -155,8 +155,8 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
     )
     # About 25 audio tokens a second and 15 characters a second of speech.
     estimate = job.input_chars // 4 + 1 + job.input_chars * 2
-    admission = await state.limiter.admit(license, estimated_tokens=estimate)
-    accounting = Accounting(state.store.ledger, admission, record)
+    accounting = await admit(state.limiter, state.store.ledger, license, record, estimate)
+    admission = accounting.admission
     threshold = state.extras["request_options"].safety_threshold
     gemini_body = speech_job_to_gemini(job, safety_settings(threshold, google_extras(body)))
     upstream = None
