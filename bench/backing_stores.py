@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL database and Redis database for the bench's `limits-pg-redis` gateway.
+"""Throwaway PostgreSQL and Redis databases for the bench's gateways on PostgreSQL or Redis.
 
 The PostgreSQL database is created fresh and dropped (with any sessions left) afterwards. The
 Redis database number is claimed the way the test suite's fixtures claim theirs (``SET NX`` of
@@ -53,20 +53,22 @@ async def _flush_redis(number: int) -> None:
 
 
 @contextlib.contextmanager
-def postgres_and_redis(redis_db: int) -> Iterator[tuple[str, str]]:
-    """(database URL, Redis URL) for the block; the database is dropped, Redis db flushed after."""
-    token = f"bench-{secrets.token_hex(6)}"
-    if not asyncio.run(_claim_redis(redis_db, token)):
-        sys.exit(f"Redis database {redis_db} is claimed by a test session: pass another --redis-db")
+def postgres_database() -> Iterator[str]:
+    """The URL of a new, empty database for the block; dropped (sessions and all) afterwards."""
     name = f"gg_bench_{secrets.token_hex(6)}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        try:
-            yield (
-                f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}",
-                f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-            )
-        finally:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
-        asyncio.run(_flush_redis(redis_db))
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def redis_database(number: int) -> Iterator[str]:
+    """The URL of Redis database ``number``, claimed and flushed for the block, flushed after."""
+    if not asyncio.run(_claim_redis(number, f"bench-{secrets.token_hex(6)}")):
+        sys.exit(f"Redis database {number} is claimed by a test session: pass another --redis-db")
+    try:
+        yield f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}"
+    finally:
+        asyncio.run(_flush_redis(number))

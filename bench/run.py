@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backing_stores import postgres_and_redis
+from backing_stores import postgres_database, redis_database
 from open_streams import OpenStreamsResult, hold_open_streams
 from procstat import cpu_seconds, machine_summary
 from report import render_report
@@ -64,7 +64,8 @@ class GatewayConfig:
 
     name: str
     limits: bool
-    postgres_redis: bool
+    postgres: bool = False
+    redis: bool = False
 
     @property
     def target_name(self) -> str:
@@ -75,9 +76,13 @@ class GatewayConfig:
 GATEWAY_CONFIGS = {
     c.name: c
     for c in (
-        GatewayConfig("baseline", limits=False, postgres_redis=False),
-        GatewayConfig("limits-sqlite", limits=True, postgres_redis=False),
-        GatewayConfig("limits-pg-redis", limits=True, postgres_redis=True),
+        GatewayConfig("baseline", limits=False),
+        GatewayConfig("limits-sqlite", limits=True),
+        GatewayConfig("limits-pg-redis", limits=True, postgres=True, redis=True),
+        # To tell the two apart: the ledger and licenses on PostgreSQL, limits on Redis.
+        GatewayConfig("baseline-pg", limits=False, postgres=True),
+        GatewayConfig("limits-pg", limits=True, postgres=True),
+        GatewayConfig("limits-sqlite-redis", limits=True, redis=True),
     )
 }
 
@@ -275,7 +280,10 @@ def parse_args() -> argparse.Namespace:
         help=f"Comma-separated gateway setups, any of {','.join(GATEWAY_CONFIGS)}.",
     )
     parser.add_argument(
-        "--redis-db", type=int, default=14, help="Redis db number for limits-pg-redis (flushed)."
+        "--redis-db",
+        type=int,
+        default=14,
+        help="Redis db number for the first config on Redis (flushed); the next one counts down.",
     )
     return parser.parse_args()
 
@@ -292,9 +300,10 @@ def start_gateway(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = gateway_env(dict(os.environ), folder / f"data-{config.name}", port, sim_url)
-    if config.postgres_redis:
-        database_url, redis_url = stack.enter_context(postgres_and_redis(redis_db))
-        env.update(GEMINI_GATEWAY_DATABASE_URL=database_url, GEMINI_GATEWAY_REDIS_URL=redis_url)
+    if config.postgres:
+        env["GEMINI_GATEWAY_DATABASE_URL"] = stack.enter_context(postgres_database())
+    if config.redis:
+        env["GEMINI_GATEWAY_REDIS_URL"] = stack.enter_context(redis_database(redis_db))
     create = [sys.executable, "-m", "gemini_gateway", "license", "create", "--name", "bench"]
     if config.limits:
         create += NEVER_REFUSING_LIMITS
@@ -366,10 +375,13 @@ def main() -> None:
             started(sim_args, env, folder / "sim.log", f"{sim_url}/_sim/status")
         )
         proxy = stack.enter_context(started(proxy_args, env, folder / "proxy.log", f"{proxy_url}/"))
-        gateways = [
-            start_gateway(stack, config, folder, sim_url, args.redis_db, bodies["openai"])
-            for config in configs
-        ]
+        gateways = []
+        redis_db = args.redis_db
+        for config in configs:
+            gateways.append(
+                start_gateway(stack, config, folder, sim_url, redis_db, bodies["openai"])
+            )
+            redis_db -= config.redis  # configs on Redis never share a database
         post_json(f"{sim_url}/_sim/config", {"record": False})
         gemini_path = f"/v1beta/models/{MODEL}"
         gemini_urls = {
