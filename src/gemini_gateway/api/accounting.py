@@ -119,14 +119,23 @@ class Accounting:
         total = int(usage.get("total_tokens") or 0)
         if self._after is not None:
             self._after(rec)
+        # The limiter (maybe Redis) and the ledger (maybe PostgreSQL) are independent round trips.
+        if self.admission is None or not self.admission.pending:
+            await self._write_row()
+            return
+        await asyncio.gather(self._settle(total), self._write_row())
+
+    async def _settle(self, total: int) -> None:
+        rec = self.record
         try:
-            if self.admission is not None:
-                if rec.usage is None and rec.status >= 400:
-                    await self.admission.release()
-                else:
-                    await self.admission.settle(total)
+            if rec.usage is None and rec.status >= 400:
+                await self.admission.release()
+            else:
+                await self.admission.settle(total)
         except Exception:  # accounting must never break a response
             log.exception("settling the admission failed")
+
+    async def _write_row(self) -> None:
         if self._ledger is None:
             return
         try:

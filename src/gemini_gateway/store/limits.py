@@ -167,6 +167,11 @@ class Admission:
     _member: str | None = None
     _done: bool = False
 
+    @property
+    def pending(self) -> bool:
+        """Whether settling has anything to do (a license without limits has nothing)."""
+        return self._backend is not None and not self._done
+
     async def settle(self, actual_tokens: int) -> None:
         """Replace the token reservation by the real usage and free the concurrency slot (once)."""
         await self._finish([(key, max(0, actual_tokens) - held) for key, held in self._reserved])
