@@ -54,7 +54,7 @@ async def test_record_writes_every_field(any_store: Store) -> None:
 
 
 async def test_concurrent_records_share_commits(sqlite_store: Store) -> None:
-    writer = sqlite_store.ledger._sqlite_writer  # SQLite files: one call per batch on its thread
+    writer = sqlite_store.ledger._batch_writer  # SQLite files: one call per batch on its thread
     assert writer is not None
     batches: list[int] = []
     write = writer.write

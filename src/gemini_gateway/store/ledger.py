@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from gemini_gateway.errors import InvalidRequest
 from gemini_gateway.store._dates import utcnow
+from gemini_gateway.store.ledger_postgres import PostgresLedgerWriter
 from gemini_gateway.store.ledger_sqlite import SqliteLedgerWriter
 from gemini_gateway.store.tables import ledger as ledger_table
 
@@ -78,9 +79,11 @@ def _row(entry: LedgerEntry) -> dict[str, Any]:
     return row
 
 
-def _sqlite_writer_for(database: Database) -> SqliteLedgerWriter | None:
-    """SQLite files get the one-call-per-batch writer; PostgreSQL keeps the async engine."""
+def _batch_writer_for(database: Database) -> SqliteLedgerWriter | PostgresLedgerWriter | None:
+    """A writer that commits a batch in one call; None keeps SQLAlchemy (in-memory SQLite)."""
     url = database.engine.url
+    if url.get_backend_name() == "postgresql":
+        return PostgresLedgerWriter(url, _ENTRY_FIELDS)
     if not database.is_sqlite or not url.database or url.database == ":memory:":
         return None
     return SqliteLedgerWriter(url.database, _ENTRY_FIELDS)
@@ -136,7 +139,7 @@ class Ledger:
         self._writer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._closed = False
-        self._sqlite_writer = _sqlite_writer_for(database)
+        self._batch_writer = _batch_writer_for(database)
 
     async def record(self, entry: LedgerEntry) -> None:
         """Return once ``entry``'s row is committed (shared with whatever else was queued)."""
@@ -175,8 +178,8 @@ class Ledger:
         rows = [_row(e) for e in entries]
         for delay in (*_RETRY_DELAYS, None):
             try:
-                if self._sqlite_writer is not None:
-                    await self._sqlite_writer.write(rows)
+                if self._batch_writer is not None:
+                    await self._batch_writer.write(rows)
                 else:
                     async with self._db.write() as conn:
                         await conn.execute(ledger_table.insert(), rows)
@@ -290,8 +293,8 @@ class Ledger:
         self._wake.set()
         if self._writer is not None:
             await self._writer
-        if self._sqlite_writer is not None:
-            await self._sqlite_writer.close()
+        if self._batch_writer is not None:
+            await self._batch_writer.close()
         if self._pruner is not None:
             self._pruner.cancel()
             try:
