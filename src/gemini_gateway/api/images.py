@@ -8,9 +8,8 @@ URLs, as ``generated_media`` says.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -22,6 +21,7 @@ from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.chat import read_json_object
 from gemini_gateway.api.media_links import base_url
 from gemini_gateway.api.state import AppState, get_state
+from gemini_gateway.concurrency import gather_or_cancel
 from gemini_gateway.translate.images import (
     GeneratedImage,
     ImageJob,
@@ -93,7 +93,9 @@ async def _gemini(
 ) -> tuple[list[GeneratedImage], dict[str, Any] | None]:
     threshold = state.extras["request_options"].safety_threshold
     gemini_body = image_job_to_gemini(job, safety_settings(threshold, google_extras(body)))
-    results = await _all([state.upstream.generate(job.model, gemini_body) for _ in range(job.n)])
+    results = await gather_or_cancel(
+        [state.upstream.generate(job.model, gemini_body) for _ in range(job.n)]
+    )
     record.key_id = results[0].key_id
     images = [image for result in results for image in gemini_images(result.data)]
     return images, image_usage(result.data.get("usageMetadata") or {} for result in results)
@@ -105,21 +107,9 @@ async def _imagen(state: AppState, job: ImageJob, record: RequestRecord) -> list
         state.upstream.call("POST", path, json=image_job_to_imagen(job, samples))
         for samples in imagen_batches(job.n)
     ]
-    results = await _all(calls)
+    results = await gather_or_cancel(calls)
     record.key_id = results[0].key_id
     return [image for result in results for image in imagen_images(result.data)]
-
-
-async def _all(calls: Sequence[Awaitable[T]]) -> list[T]:
-    """Run the calls together; the first failure cancels the rest and is raised."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def _url_maker(request: web.Request, state: AppState) -> Callable[[str, str], str]:

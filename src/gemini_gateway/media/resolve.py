@@ -21,12 +21,13 @@ import base64
 import binascii
 import inspect
 import re
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from gemini_gateway.concurrency import gather_or_cancel
 from gemini_gateway.config import Settings
 from gemini_gateway.errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge
 from gemini_gateway.media.fetch import MediaFetcher
@@ -120,7 +121,7 @@ class MediaResolver:
         self, parts: Sequence[Mapping[str, Any]], *, other_bytes: int = 0
     ) -> ResolvedMedia:
         """Resolve normalised media parts; ``other_bytes`` estimates the rest of the request."""
-        loaded = await _gather_or_cancel(self._load(part) for part in parts)
+        loaded = await gather_or_cancel(self._load(part) for part in parts)
         pinned = await self._upload_what_does_not_fit(loaded, other_bytes)
         return ResolvedMedia([_to_part(item) for item in loaded], pinned)
 
@@ -293,13 +294,3 @@ async def _maybe_await(value: T | Awaitable[T]) -> T:
     return await value if inspect.isawaitable(value) else value  # type: ignore[return-value]
 
 
-async def _gather_or_cancel(coroutines: Iterable[Awaitable[T]]) -> list[T]:
-    """Run concurrently; on the first failure cancel the rest and raise that failure."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -29,6 +29,7 @@ from typing import Any
 
 from gemini_gateway.errors import InvalidRequest, UpstreamError
 from gemini_gateway.translate.models import bare_model, is_image_model, is_imagen
+from gemini_gateway.translate.request import google_extras
 
 MAX_IMAGES = 10
 IMAGEN_MAX_SAMPLES = 4
@@ -132,12 +133,7 @@ def _ratio(text: str) -> float:
 
 
 def _image_config(request: Mapping[str, Any]) -> dict[str, Any]:
-    google: dict[str, Any] = {}
-    for holder in (request.get("extra_body"), request):
-        extras = holder.get("google") if isinstance(holder, Mapping) else None
-        if extras is not None and not isinstance(extras, Mapping):
-            raise InvalidRequest("google must be an object", param="google")
-        google.update(extras or {})
+    google = google_extras(request)
     config = google.get("image_config", google.get("imageConfig"))
     if config is None:
         return {}

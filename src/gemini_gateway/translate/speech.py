@@ -38,6 +38,7 @@ from gemini_gateway.errors import InvalidRequest, UpstreamError
 from gemini_gateway.translate.audio import DEFAULT_PCM_RATE, is_pcm_audio, pcm_format
 from gemini_gateway.translate.generation import GEMINI_VOICES, OPENAI_VOICES
 from gemini_gateway.translate.models import bare_model, is_tts_model
+from gemini_gateway.translate.request import google_extras
 
 MAX_INPUT_CHARS = 4096
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
@@ -143,12 +144,7 @@ def _speed(value: object) -> float:
 
 
 def _speech_config(request: Mapping[str, Any]) -> dict[str, Any]:
-    google: dict[str, Any] = {}
-    for holder in (request.get("extra_body"), request):
-        extras = holder.get("google") if isinstance(holder, Mapping) else None
-        if extras is not None and not isinstance(extras, Mapping):
-            raise InvalidRequest("google must be an object", param="google")
-        google.update(extras or {})
+    google = google_extras(request)
     config = google.get("speech_config", google.get("speechConfig"))
     if config is None:
         return {}
