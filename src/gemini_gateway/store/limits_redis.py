@@ -8,12 +8,15 @@ the scripts hold no rules of their own; they mirror ``limits_memory.MemoryCounte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gemini_gateway.errors import GatewayError
 from gemini_gateway.store.limits import CounterCheck, ReserveResult, SlotCheck
+from gemini_gateway.store.resp import RespClient, Script
+from gemini_gateway.store.resp import supports as resp_supports
 
 # KEYS: n counters, then the slot set if any. ARGV: n, (limit, amount, ttl) per counter,
 # then slot limit, member, now, lease end, key ttl. Returns {refused, slots held, values...}.
@@ -81,16 +84,27 @@ return 1
 class RedisCounters:
     """``CounterBackend`` on Redis. ``prefix`` namespaces every key (tests use a random one)."""
 
-    def __init__(self, client: Redis, *, prefix: str = "gg:") -> None:
+    def __init__(
+        self, client: Redis, *, prefix: str = "gg:", fast: RespClient | None = None
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        self._fast = fast  # the two scripts on every request's path go through it when set
         self._reserve = client.register_script(_RESERVE)
         self._adjust = client.register_script(_ADJUST)
+        self._reserve_script = Script(_RESERVE)
+        self._adjust_script = Script(_ADJUST)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "gg:") -> RedisCounters:
         client = Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
-        return cls(client, prefix=prefix)
+        return cls(client, prefix=prefix, fast=RespClient(url) if resp_supports(url) else None)
+
+    async def _run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        if self._fast is not None:
+            return await self._fast.evalsha(script, keys, args)
+        registered = self._reserve if script is self._reserve_script else self._adjust
+        return await registered(keys=keys, args=args)
 
     async def reserve(
         self, counters: Sequence[CounterCheck], slot: SlotCheck | None
@@ -104,7 +118,7 @@ class RedisCounters:
             key_ttl = int(slot.expires_at - slot.now) + 60
             args += [slot.limit, slot.member, repr(slot.now), repr(slot.expires_at), key_ttl]
         try:
-            reply = await self._reserve(keys=keys, args=args)
+            reply = await self._run(self._reserve_script, keys, args)
         except RedisError as exc:
             raise _unreachable() from exc
         refused = int(reply[0]) - 1  # the script counts from 1, 0 meaning "admitted"
@@ -122,7 +136,7 @@ class RedisCounters:
         if slot_key is not None and member is not None:
             keys.append(self._prefix + slot_key)
             args.append(member)
-        await self._adjust(keys=keys, args=args)
+        await self._run(self._adjust_script, keys, args)
 
     async def seed(self, key: str, value: int, ttl: int) -> None:
         try:
@@ -131,6 +145,8 @@ class RedisCounters:
             raise _unreachable() from exc
 
     async def close(self) -> None:
+        if self._fast is not None:
+            await self._fast.close()
         await self._client.aclose()
 
 
