@@ -5,6 +5,11 @@ Through SQLAlchemy's async layer every batch pays a pool checkout, ``BEGIN``, th
 request. Here a batch is a single ``executemany`` (atomic in asyncpg) on a connection kept open for
 the ledger. Values go through the table's own column types, so rows are stored exactly as
 SQLAlchemy would store them; a broken connection is dropped and the ledger's retry reconnects.
+
+The connection commits with ``synchronous_commit=off``: a committed row is in the PostgreSQL
+server's hands before the commit returns, so it survives the gateway being killed (the ledger's
+promise); only a crash of the database server itself can lose its last fraction of a second of
+rows. This is the same trade as SQLite's ``synchronous=NORMAL`` in ``ledger_sqlite.py``.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ class PostgresLedgerWriter:
         ]
         conn = self._conn
         if conn is None or conn.is_closed():
-            conn = self._conn = await asyncpg.connect(self._dsn)
+            conn = self._conn = await asyncpg.connect(
+                self._dsn, server_settings={"synchronous_commit": "off"}
+            )
         try:
             await conn.executemany(self._sql, values)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
