@@ -66,14 +66,22 @@ class ChatStreamTranslator:
     def __init__(self, call: GeminiCall, ctx: ResponseContext) -> None:
         self.call = call
         self.ctx = ctx
-        self.usage: dict[str, Any] | None = None
+        self._usage_metadata: Mapping[str, Any] | None = None
+        self._usage: dict[str, Any] | None = None
         self._choices: dict[int, _ChoiceState] = {}
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The last usage seen, in OpenAI's shape; converted when asked, not on every event."""
+        if self._usage is None and self._usage_metadata is not None:
+            self._usage = usage_to_openai(self._usage_metadata)
+        return self._usage
 
     def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Chunks for one Gemini event (possibly none, e.g. an event with usage only)."""
         usage = event.get("usageMetadata")
-        if isinstance(usage, Mapping) and (_has_counts(usage) or self.usage is None):
-            self.usage = usage_to_openai(usage)
+        if isinstance(usage, Mapping) and (_has_counts(usage) or self._usage_metadata is None):
+            self._usage_metadata, self._usage = usage, None
         candidates = event.get("candidates") or []
         feedback = event.get("promptFeedback") or {}
         if not candidates and feedback.get("blockReason"):
