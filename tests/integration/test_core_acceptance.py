@@ -27,6 +27,7 @@ from aiohttp import web
 
 from tests.fixtures.gateway import GatewayProcess, launch_gateway
 from tests.integration.helpers import RawResponse, assert_openai_error, get, post
+from tests.integration.test_tools import WEATHER_TOOL  # the product page's tool, verbatim
 from tests.unit.openai_schema import assert_valid
 
 _pool = urllib3.PoolManager(retries=False)
@@ -207,15 +208,6 @@ def _content(chunks: list[dict[str, Any]]) -> str:
 
 # --- the product page, verbatim -----------------------------------------------------------------
 
-WEATHER_TOOL = {"type": "function", "function": {
-    "name": "get_current_weather",
-    "description": "Get the current weather in a given location",
-    "parameters": {"type": "object",
-                   "properties": {
-                       "location": {"type": "string",
-                                    "description": "The city and state, e.g. San Francisco, CA"},
-                       "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-                   "required": ["location"]}}}
 PAGE_EXAMPLES = {
     "basic": {"messages": [{"role": "user", "content": "What model are you?"}],
               "model": "gemini-2.0-flash", "stream": True},
