@@ -1,4 +1,8 @@
-"""HTTP to Gemini: one shared aiohttp session, key failover, retries, SSE streams.
+"""HTTP to Gemini: one shared connection pool, key failover, retries, SSE streams.
+
+Requests with a body in bytes and no outbound proxy go through ``http11.HttpPool``, a lean
+client made for this hot path; the rest (a proxy, a streamed upload body, ``check_key``) go
+through one aiohttp session.
 
 Every request goes through ``UpstreamClient._send``: it takes a key from the pool, sends, and on a
 key's fault (429, invalid or forbidden key) or the server's (5xx, timeouts and connection errors
@@ -26,6 +30,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from gemini_gateway import __version__
 from gemini_gateway.config import Settings
 from gemini_gateway.errors import (
     GatewayError,
@@ -41,6 +46,8 @@ from gemini_gateway.upstream.google_error import (
     classify,
     parse_google_error,
 )
+from gemini_gateway.upstream.http11 import HttpPool
+from gemini_gateway.upstream.http11 import Response as LeanResponse
 from gemini_gateway.upstream.http_errors import CLIENT_ERRORS, map_client_error
 from gemini_gateway.upstream.json_body import encode_json_body
 from gemini_gateway.upstream.keypool import KeyPool, UpstreamKey
@@ -51,6 +58,8 @@ log = logging.getLogger("gemini_gateway.upstream")
 _JSON_TYPE = "application/json"
 _MAX_MODEL_PAGES = 50
 _URL_CACHE_SIZE = 1024
+
+AnyResponse = aiohttp.ClientResponse | LeanResponse
 
 
 @dataclass(slots=True)
@@ -98,6 +107,14 @@ class UpstreamClient:
         self._headers: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         self._models: tuple[float, list[dict[str, Any]]] | None = None
         self._models_lock = asyncio.Lock()
+        self._lean: HttpPool | None = None
+        if self._proxy is None and session is None:
+            self._lean = HttpPool(
+                limit=int(settings.upstream_max_connections),
+                connect_timeout=float(settings.upstream_connect_timeout) or None,
+                read_timeout=self._read_timeout,
+                user_agent=f"gemini-gateway/{__version__}",
+            )
 
     # -- public calls ----------------------------------------------------------------------------
 
@@ -195,6 +212,8 @@ class UpstreamClient:
         return False, f"{label}: {error.message}"
 
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
@@ -226,10 +245,14 @@ class UpstreamClient:
         extra_headers: Mapping[str, str] | None,
         pinned: str | None,
         read_first: bool,
-    ) -> tuple[aiohttp.ClientResponse, UpstreamKey, int, bytes]:
+    ) -> tuple[AnyResponse, UpstreamKey, int, bytes]:
         """Send until a key gets a 2xx; returns the open response and what was tried."""
         pool = self.pool
-        session = self.session
+        lean = self._lean
+        if isinstance(payload, str):
+            payload = payload.encode()
+        if lean is not None and not (payload is None or isinstance(payload, bytes)):
+            lean = None  # a streamed or mutable body: aiohttp's writer handles those
         tried: set[str] = set()
         last: GatewayError | None = None  # why the previous attempt failed, if not a key refusal
         attempt = 0
@@ -244,12 +267,16 @@ class UpstreamClient:
                     raise last from exc
                 raise
             headers = self._headers_for(key, is_json, extra_headers)
+            resp: AnyResponse
             try:
-                resp = await session.request(
-                    method, url, data=payload, headers=headers, proxy=self._proxy,
-                    timeout=self._timeout,
-                    allow_redirects=False,  # a redirect would carry the key header elsewhere
-                )
+                if lean is not None:  # never follows redirects (they would carry the key)
+                    resp = await lean.request(method, url, headers, payload)
+                else:
+                    resp = await self.session.request(
+                        method, url, data=payload, headers=headers, proxy=self._proxy,
+                        timeout=self._timeout,
+                        allow_redirects=False,  # a redirect would carry the key header elsewhere
+                    )
             except CLIENT_ERRORS as exc:
                 last = map_client_error(exc, self._read_timeout)
                 await self._server_failed(key, attempt, last, tried)
@@ -365,7 +392,7 @@ class UpstreamClient:
             url = URL(self._root + path)
         return url.update_query(params) if params else url
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
+    async def _read(self, resp: AnyResponse) -> bytes:
         try:
             return await resp.read()
         except CLIENT_ERRORS as exc:
@@ -373,7 +400,7 @@ class UpstreamClient:
         finally:
             resp.release()
 
-    async def _read_json(self, resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    async def _read_json(self, resp: AnyResponse) -> dict[str, Any]:
         body = await self._read(resp)
         if not body:
             return {}

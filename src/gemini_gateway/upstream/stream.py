@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 
 from gemini_gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gemini_gateway.upstream import http11
 from gemini_gateway.upstream.google_error import GoogleError, parse_google_error
 from gemini_gateway.upstream.http_errors import CLIENT_ERRORS, map_client_error
 from gemini_gateway.upstream.sse import SSEParser
@@ -27,7 +28,7 @@ class UpstreamStream:
 
     def __init__(
         self,
-        resp: aiohttp.ClientResponse,
+        resp: aiohttp.ClientResponse | http11.Response,
         key_id: str,
         attempts: int,
         first_chunk: bytes,
