@@ -147,27 +147,25 @@ async def _stream(
     translator = ChatStreamTranslator(call, ctx)
     response = web.StreamResponse(headers={**SSE_HEADERS, **admission.headers})
     response.headers["x-request-id"] = request["log"]["request_id"]
+    feed = translator.feed
     try:
-        await response.prepare(request)
-        async for event in upstream:
-            chunks = translator.feed(event)
+        await response.prepare(request)  # aiohttp sends the headers with the first write
+        # One write per upstream read, not per event: each write is a system call.
+        while events := await upstream.next_batch():
+            chunks = feed(events[0]) if len(events) == 1 else [c for e in events for c in feed(e)]
             if chunks:
                 if record.first_token_at is None:
                     record.first_token_at = time.perf_counter()
                 record.produced_chars += produced_chars(chunks)
                 await response.write(_sse(chunks))
         tail = translator.finish()
-        if tail:
-            await response.write(_sse(tail))
     except GatewayError as exc:
         # Upstream failed mid-stream: tell the client in the stream, then end it cleanly.
         record.status, record.error_code = exc.status, exc.code or exc.type
         record.usage = translator.usage
         await upstream.aclose()
         await accounting.finish()
-        await response.write(stream_error_event(exc))
-        await response.write(DONE)
-        await response.write_eof()
+        await response.write_eof(stream_error_event(exc) + DONE)
         return response
     except (asyncio.CancelledError, ConnectionResetError):
         # The client left: stop upstream at once; charge for what was produced.
@@ -177,9 +175,8 @@ async def _stream(
         accounting.finish_in_background()
         raise
     record.usage = translator.usage
-    await accounting.finish()
-    await response.write(DONE)
-    await response.write_eof()
+    await accounting.finish()  # the ledger row is committed before the last byte
+    await response.write_eof(_sse(tail) + DONE if tail else DONE)  # one write with the end
     return response
 
 

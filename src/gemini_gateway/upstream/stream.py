@@ -50,31 +50,50 @@ class UpstreamStream:
         return self
 
     async def __anext__(self) -> dict[str, Any]:
-        while True:
-            if self._next < len(self._events):
-                event = self._events[self._next]
-                self._next += 1
-                return event
-            if self._failure is not None:  # raised after the events that came before it
-                failure, self._failure = self._failure, None
+        while self._next >= len(self._events):
+            await self._fill()
+        event = self._events[self._next]
+        self._next += 1
+        return event
+
+    async def next_batch(self) -> list[dict[str, Any]]:
+        """Every event that has arrived (at least one), or [] at the end.
+
+        A relay that writes once per batch makes one socket write per upstream read instead of
+        one per event; a failure is raised on the call after the events that came before it.
+        """
+        while self._next >= len(self._events):
+            try:
+                await self._fill()
+            except StopAsyncIteration:
+                return []
+        batch = self._events[self._next:] if self._next else self._events
+        self._events = []
+        self._next = 0
+        return batch
+
+    async def _fill(self) -> None:
+        """Read and parse the next chunk; StopAsyncIteration at the end."""
+        if self._failure is not None:  # raised after the events that came before it
+            failure, self._failure = self._failure, None
+            self._abort()
+            raise failure
+        if self._done:
+            raise StopAsyncIteration
+        chunk = self._first
+        if chunk is not None:
+            self._first = None
+        else:
+            try:
+                chunk = await self._resp.content.readany()
+            except CLIENT_ERRORS as exc:
+                if self._closed:  # aclose() from another task: a quiet end
+                    raise StopAsyncIteration from None
                 self._abort()
-                raise failure
-            if self._done:
+                raise map_client_error(exc, self._timeout) from exc
+            if self._closed:
                 raise StopAsyncIteration
-            chunk = self._first
-            if chunk is not None:
-                self._first = None
-            else:
-                try:
-                    chunk = await self._resp.content.readany()
-                except CLIENT_ERRORS as exc:
-                    if self._closed:  # aclose() from another task: a quiet end
-                        raise StopAsyncIteration from None
-                    self._abort()
-                    raise map_client_error(exc, self._timeout) from exc
-                if self._closed:
-                    raise StopAsyncIteration
-            self._take(chunk)
+        self._take(chunk)
 
     def _take(self, chunk: bytes) -> None:
         if not chunk:
