@@ -42,7 +42,7 @@ class _ChoiceState:
     grounding: Mapping[str, Any] | None = None  # the last groundingMetadata seen
     # Speech arrives over several events; one WAV (and one link) goes out when the choice ends.
     audio: list[AudioPiece] = field(default_factory=list)
-    transcript: str = ""
+    transcript: list[str] = field(default_factory=list)  # joined once, not grown per event
 
 
 def _finish_apart_from_tool_calls(chunk: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,7 +57,7 @@ def _finish_apart_from_tool_calls(chunk: dict[str, Any]) -> list[dict[str, Any]]
 
 
 def _has_counts(usage: Mapping[str, Any]) -> bool:
-    return any(key.endswith("TokenCount") for key in usage)
+    return "totalTokenCount" in usage or any(key.endswith("TokenCount") for key in usage)
 
 
 class ChatStreamTranslator:
@@ -69,6 +69,12 @@ class ChatStreamTranslator:
         self._usage_metadata: Mapping[str, Any] | None = None
         self._usage: dict[str, Any] | None = None
         self._choices: dict[int, _ChoiceState] = {}
+        self._head = {  # every chunk starts with these, in this order
+            "id": ctx.completion_id,
+            "object": "chat.completion.chunk",
+            "created": ctx.created,
+            "model": call.model.requested,
+        }
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -80,12 +86,18 @@ class ChatStreamTranslator:
     def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Chunks for one Gemini event (possibly none, e.g. an event with usage only)."""
         usage = event.get("usageMetadata")
-        if isinstance(usage, Mapping) and (_has_counts(usage) or self._usage_metadata is None):
+        if usage is not None and isinstance(usage, Mapping) and (
+            _has_counts(usage) or self._usage_metadata is None
+        ):
             self._usage_metadata, self._usage = usage, None
         candidates = event.get("candidates") or []
         feedback = event.get("promptFeedback") or {}
         if not candidates and feedback.get("blockReason"):
             return self._refuse(prompt_block_message(feedback))
+        if len(candidates) == 1:  # the usual case, without the index bookkeeping of several
+            index = candidates[0].get("index")
+            chunk = self._candidate_chunk(candidates[0], index if isinstance(index, int) else 0)
+            return [] if chunk is None else _finish_apart_from_tool_calls(chunk)
         chunks = []
         for candidate, index in zip(candidates, candidate_indices(candidates), strict=True):
             chunk = self._candidate_chunk(candidate, index)
@@ -107,13 +119,14 @@ class ChatStreamTranslator:
             chunks.append(self._choice_chunk(index, state, delta, reason))
         if self.call.include_usage:
             usage = self.usage or usage_to_openai(None)
-            chunks.append({**self._envelope(), "choices": [], "usage": usage})
+            chunks.append({**self._head, "choices": [], "usage": usage})
         return chunks
 
     def _state(self, index: int) -> _ChoiceState:
-        if index not in self._choices:
-            self._choices[index] = _ChoiceState(PartRenderer(self.call, self.ctx))
-        return self._choices[index]
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _ChoiceState(PartRenderer(self.call, self.ctx))
+        return state
 
     def _refuse(self, refusal: str) -> list[dict[str, Any]]:
         """A blocked prompt: choice 0 ends at once with ``content_filter`` and the reason."""
@@ -131,22 +144,24 @@ class ChatStreamTranslator:
         parts = (candidate.get("content") or {}).get("parts") or []
         out = state.renderer.render(parts)
         state.has_tool_calls = state.has_tool_calls or bool(out.tool_calls)
-        if isinstance(candidate.get("groundingMetadata"), Mapping):
-            state.grounding = candidate["groundingMetadata"]
+        grounding = candidate.get("groundingMetadata")
+        if grounding is not None and isinstance(grounding, Mapping):
+            state.grounding = grounding
         reason = candidate.get("finishReason")
+        finish = None
         if reason:
             out.content += state.renderer.close()
             delta = self._closing_delta(state, out)
+            refusal = finish_problem(reason, candidate.get("finishMessage"))
+            if refusal:
+                delta["refusal"] = refusal
+            finish = finish_reason_to_openai(reason, has_tool_calls=state.has_tool_calls)
         else:
             delta = self._delta(state, out)
-        refusal = finish_problem(reason, candidate.get("finishMessage"))
-        if refusal:
-            delta["refusal"] = refusal
-        finish = finish_reason_to_openai(reason, has_tool_calls=state.has_tool_calls)
-        logprobs = candidate.get("logprobsResult")
-        if not self.call.want_logprobs or not isinstance(logprobs, Mapping):
+        logprobs = candidate.get("logprobsResult") if self.call.want_logprobs else None
+        if logprobs is not None and not isinstance(logprobs, Mapping):
             logprobs = None
-        if finish is None and logprobs is None and set(delta) <= {"role"}:
+        if finish is None and logprobs is None and (not delta or delta.keys() == {"role"}):
             return None  # nothing to say yet (e.g. an empty text part carrying a signature)
         return self._choice_chunk(index, state, delta, finish, logprobs)
 
@@ -166,11 +181,13 @@ class ChatStreamTranslator:
         delta: dict[str, Any] = {}
         if not state.started:
             delta["role"] = "assistant"
-        state.audio += out.audio
-        state.transcript += out.transcript
+        if out.audio:
+            state.audio += out.audio
+        if out.transcript:
+            state.transcript.append(out.transcript)
         if closing and state.audio:
             audio, url = speech_to_audio(state.audio, audio_id=new_audio_id(),
-                                         transcript=state.transcript, call=self.call,
+                                         transcript="".join(state.transcript), call=self.call,
                                          ctx=self.ctx)
             state.audio = []
             delta["audio"] = audio
@@ -208,15 +225,8 @@ class ChatStreamTranslator:
             ),
             "finish_reason": finish,
         }
-        chunk = {**self._envelope(), "choices": [choice]}
+        chunk = self._head.copy()
+        chunk["choices"] = [choice]
         if self.call.include_usage:
             chunk["usage"] = None
         return chunk
-
-    def _envelope(self) -> dict[str, Any]:
-        return {
-            "id": self.ctx.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.ctx.created,
-            "model": self.call.model.requested,
-        }
