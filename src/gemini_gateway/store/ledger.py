@@ -140,17 +140,36 @@ class Ledger:
         self._pruner: asyncio.Task[None] | None = None
         self._closed = False
         self._batch_writer = _batch_writer_for(database)
+        self._writing = False  # a batch is on its way to the database
+        self._direct_now = False  # a row was committed directly in this loop iteration
 
     async def record(self, entry: LedgerEntry) -> None:
         """Return once ``entry``'s row is committed (shared with whatever else was queued)."""
         if self._closed:
             raise RuntimeError("the ledger is closed")
+        writer = self._batch_writer
+        if (
+            isinstance(writer, SqliteLedgerWriter)
+            and not (self._pending or self._writing or self._direct_now)
+        ):
+            # Nothing queued: commit right here, without waking the writer task. At most one
+            # such commit per loop iteration: the rest of a burst is queued and shares commits.
+            try:
+                if writer.try_write_now([_row(entry)]):
+                    self._direct_now = True
+                    asyncio.get_running_loop().call_soon(self._end_direct_turn)
+                    return
+            except Exception:
+                log.warning("ledger: direct write failed, queueing the row", exc_info=True)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, future))
         self._wake.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_loop(), name="ledger-writer")
         await future
+
+    def _end_direct_turn(self) -> None:
+        self._direct_now = False
 
     async def _write_loop(self) -> None:
         while True:
@@ -162,6 +181,7 @@ class Ledger:
                 continue
             count = min(len(self._pending), self._batch_size)
             batch = [self._pending.popleft() for _ in range(count)]
+            self._writing = True
             try:
                 await self._insert_with_retries([entry for entry, _ in batch])
             except Exception:
@@ -173,6 +193,8 @@ class Ledger:
                 for _, future in batch:
                     if not future.done():  # a caller that was cancelled no longer waits
                         future.set_result(None)
+            finally:
+                self._writing = False
 
     async def _insert_with_retries(self, entries: list[LedgerEntry]) -> None:
         rows = [_row(e) for e in entries]

@@ -57,7 +57,7 @@ class ServerDisconnected(ConnectionError):
 
     def __init__(self, message: str, *, cut: bool = False) -> None:
         super().__init__(message)
-        self.cut = cut  # True once the status line had arrived: the body was cut off
+        self.cut = cut  # True once any response byte had arrived: the response was cut off
 
 
 class BadResponse(ConnectionError):
@@ -113,15 +113,13 @@ class Response:
 
     async def read(self) -> bytes:
         """The whole body; the connection goes back to the pool."""
-        while not self._complete:
-            if self._error is not None:
-                raise self._error
-            await self._wait()
-        data = b"".join(self._chunks)
-        self._chunks.clear()
-        self._size = 0
+        # Through readany(): it resumes the socket that buffering over _PAUSE_ABOVE paused,
+        # else a body that large would never complete (and end in a ReadTimeout).
+        parts: list[bytes] = []
+        while data := await self.readany():
+            parts.append(data)
         self.release()
-        return data
+        return b"".join(parts)
 
     def release(self) -> None:
         """Done with the response: keep the connection if it was read to the end, else close."""
@@ -207,9 +205,11 @@ class Response:
         if self._headers_done and self._eof_delimited and exc is None:
             self._on_complete()
             return
+        # Cut once any byte came (not only once the headers had): the server took the request,
+        # so the pool must not send it again.
         error = ServerDisconnected(
-            "the server closed the connection" + (" mid-response" if self._headers_done else ""),
-            cut=self._headers_done,
+            "the server closed the connection" + (" mid-response" if self._got_bytes else ""),
+            cut=self._got_bytes,
         )
         if exc is not None:
             error.__cause__ = exc
