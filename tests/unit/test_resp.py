@@ -106,3 +106,52 @@ async def test_writes_land_in_the_database_of_the_url(redis_url: str) -> None:
     finally:
         await client.close()
         await admin.aclose()
+
+
+async def _fake_redis(reply: bytes | None) -> tuple[asyncio.Server, list[bytes]]:
+    """A server that records each read; answers every read with ``reply`` (None: never)."""
+    reads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            reads.append(data)
+            if reply is not None:
+                writer.write(reply * data.count(b"*1\r\n"))
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0), reads
+
+
+async def test_commands_of_one_loop_turn_go_out_in_one_write() -> None:
+    server, reads = await _fake_redis(b":1\r\n")
+    port = server.sockets[0].getsockname()[1]
+    client = RespClient(f"redis://127.0.0.1:{port}/0", timeout=2)
+    try:
+        assert await client.execute("PING") == 1  # connected
+        reads.clear()
+        results = await asyncio.gather(*(client.execute("PING") for _ in range(5)))
+        assert results == [1] * 5
+        assert reads == [encode_command(("PING",)) * 5]  # one write, five commands
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_a_silent_server_times_out_every_waiting_caller() -> None:
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    server, _ = await _fake_redis(None)
+    port = server.sockets[0].getsockname()[1]
+    client = RespClient(f"redis://127.0.0.1:{port}/0", timeout=0.3)
+    try:
+        started = asyncio.get_running_loop().time()
+        outcomes = await asyncio.gather(
+            *(client.execute("PING") for _ in range(3)), return_exceptions=True
+        )
+        waited = asyncio.get_running_loop().time() - started
+        assert all(isinstance(o, RedisTimeoutError) for o in outcomes), outcomes
+        assert 0.25 <= waited < 1.5
+        assert client._protocol is not None and client._protocol.closed  # order unknown: dropped
+    finally:
+        await client.close()
+        server.close()

@@ -13,6 +13,7 @@ real usage in ``Admission.settle``; docs/limits.md explains the overspend bound 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import time
@@ -145,6 +146,19 @@ class _QuotaWindow:
 
 def _quota_window(now: float, period: QuotaPeriod) -> _QuotaWindow:
     """The quota window containing ``now``: a UTC calendar day or month, or all time."""
+    cached = _window_cache.get(period)
+    if cached is not None and cached[0] <= now < cached[1]:
+        return cached[2]
+    window = _compute_quota_window(now, period)
+    if window.start is not None and window.end is not None:  # cached until the window ends
+        _window_cache[period] = (window.start.timestamp(), window.end, window)
+    return window
+
+
+_window_cache: dict[str, tuple[float, float, _QuotaWindow]] = {}
+
+
+def _compute_quota_window(now: float, period: QuotaPeriod) -> _QuotaWindow:
     if period == "total":
         return _QuotaWindow("quota", None, None)
     day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -214,6 +228,9 @@ class Limiter:
         self._slot_lease = slot_lease
         self._tokens_used = tokens_used
         self._seeded: set[str] = set()
+        # Concurrency slot members: unique across replicas without a system call per request.
+        self._member_prefix = secrets.token_hex(8)
+        self._member_count = itertools.count()
 
     async def _seed_quota(self, key: str, window: _QuotaWindow, license_id: str) -> None:
         if self._tokens_used is None or key in self._seeded:
@@ -258,7 +275,7 @@ class Limiter:
             slot = SlotCheck(
                 f"{tag}slots",
                 limits.max_concurrent,
-                secrets.token_hex(8),
+                f"{self._member_prefix}{next(self._member_count):x}",
                 now,
                 now + self._slot_lease,
             )

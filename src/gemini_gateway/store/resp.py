@@ -2,12 +2,16 @@
 
 redis-py's asyncio client spends about 0.14 ms of CPU on each command (pool, command objects,
 response machinery); the limiter runs two scripts per request. This client speaks RESP2 over one
-``asyncio.Protocol`` connection: commands are written as they come, replies are matched to callers
-in order, and a caller that gives up (cancelled, timed out) leaves its place in the queue so the
-order holds. It only runs ``EVALSHA`` (falling back to ``EVAL`` once per script), ``AUTH`` and
-``SELECT``; everything else keeps using redis-py. Errors are redis-py's exception classes, so
-callers handle both clients alike. ``rediss://`` (TLS) and Unix sockets are not supported here:
-the limiter then keeps redis-py.
+``asyncio.Protocol`` connection: commands issued in one turn of the event loop go out in one
+write (each write is a system call; under load many requests ask at once), replies are matched to
+callers in order, and a caller that gives up (cancelled) leaves its place in the queue so the
+order holds. One timer per connection, not one per command, watches for a reply that is late:
+then the connection is dropped and every caller waiting on it gets a timeout.
+
+It only runs ``EVALSHA`` (falling back to ``EVAL`` once per script), ``AUTH`` and ``SELECT``;
+everything else keeps using redis-py. Errors are redis-py's exception classes, so callers handle
+both clients alike. ``rediss://`` (TLS) and Unix sockets are not supported here: the limiter then
+keeps redis-py.
 """
 
 from __future__ import annotations
@@ -58,13 +62,7 @@ class RespClient:
         return reply
 
     async def _send(self, protocol: _RespProtocol, args: tuple[Any, ...]) -> Any:
-        future = protocol.send(args)
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await future
-        except TimeoutError as exc:
-            protocol.abort()  # a reply may still come; this connection's order is unknown
-            raise RedisTimeoutError("Redis did not answer in time") from exc
+        return await protocol.send(args)  # the protocol's watchdog enforces the timeout
 
     async def _connect(self) -> _RespProtocol:
         if self._connecting is None:
@@ -76,7 +74,7 @@ class RespClient:
             try:
                 async with asyncio.timeout(self._timeout):
                     _, protocol = await loop.create_connection(
-                        _RespProtocol, self._host, self._port
+                        lambda: _RespProtocol(self._timeout), self._host, self._port
                     )
             except (OSError, TimeoutError) as exc:
                 raise RedisConnectionError(f"cannot reach Redis: {exc}") from exc
@@ -107,10 +105,14 @@ class Script:
 
 
 class _RespProtocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
         self._transport: asyncio.Transport | None = None
-        self._pending: deque[asyncio.Future[Any]] = deque()
+        self._timeout = timeout
+        self._pending: deque[tuple[asyncio.Future[Any], float]] = deque()  # with send times
+        self._outgoing: list[bytes] = []  # this loop turn's commands, written together
         self._buffer = bytearray()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._timed_out = False
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,10 +121,35 @@ class _RespProtocol(asyncio.Protocol):
     def send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         if self.closed or self._transport is None:
             raise RedisConnectionError("the Redis connection is closed")
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(future)
-        self._transport.write(encode_command(args))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((future, loop.time()))
+        if not self._outgoing:
+            loop.call_soon(self._flush)
+        self._outgoing.append(encode_command(args))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout, self._check_late)
         return future
+
+    def _flush(self) -> None:
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        if not self.closed and self._transport is not None:
+            self._transport.write(data)
+
+    def _check_late(self) -> None:
+        """Drop the connection if the oldest command waited too long, else look again then."""
+        self._watchdog = None
+        if not self._pending or self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        late_at = self._pending[0][1] + self._timeout
+        if loop.time() >= late_at:
+            self._timed_out = True  # a reply may still come; this connection's order is unknown
+            self.abort()
+            self._fail_pending()
+        else:
+            self._watchdog = loop.call_at(late_at, self._check_late)
 
     def data_received(self, data: bytes) -> None:
         self._buffer += data
@@ -132,17 +159,27 @@ class _RespProtocol(asyncio.Protocol):
             if parsed is _INCOMPLETE:
                 break
             value, position = parsed  # type: ignore[misc]
-            future = self._pending.popleft()
+            future, _ = self._pending.popleft()
             if not future.done():  # its caller may have given up; the order still holds
                 future.set_result(value)
         del self._buffer[:position]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         while self._pending:
-            future = self._pending.popleft()
+            future, _ = self._pending.popleft()
             if not future.done():
-                future.set_exception(RedisConnectionError("the Redis connection was lost"))
+                future.set_exception(
+                    RedisTimeoutError("Redis did not answer in time")
+                    if self._timed_out
+                    else RedisConnectionError("the Redis connection was lost")
+                )
 
     def abort(self) -> None:
         self.closed = True
