@@ -42,6 +42,7 @@ class CountingBackend:
 
     def __init__(self, inner: CounterBackend) -> None:
         self.inner = inner
+        self.remote = inner.remote
         self.calls = 0
 
     async def reserve(

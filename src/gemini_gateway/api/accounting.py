@@ -119,11 +119,19 @@ class Accounting:
         total = int(usage.get("total_tokens") or 0)
         if self._after is not None:
             self._after(rec)
-        # The limiter (maybe Redis) and the ledger (maybe PostgreSQL) are independent round trips.
         if self.admission is None or not self.admission.pending:
             await self._write_row()
             return
-        await asyncio.gather(self._settle(total), self._write_row())
+        if not self.admission.remote:  # in-process counters: nothing to overlap, no task
+            await self._settle(total)
+            await self._write_row()
+            return
+        # Redis and the ledger (maybe PostgreSQL) are independent round trips: overlap them.
+        settling = asyncio.ensure_future(self._settle(total))
+        try:
+            await self._write_row()
+        finally:
+            await settling
 
     async def _settle(self, total: int) -> None:
         rec = self.record

@@ -72,6 +72,8 @@ class ReserveResult:
 class CounterBackend(Protocol):
     """The atomic operations a limiter needs; nothing about licenses or windows."""
 
+    remote: bool  # each call is a network round trip (worth overlapping with other I/O)
+
     async def reserve(
         self, counters: Sequence[CounterCheck], slot: SlotCheck | None
     ) -> ReserveResult: ...
@@ -185,6 +187,11 @@ class Admission:
     def pending(self) -> bool:
         """Whether settling has anything to do (a license without limits has nothing)."""
         return self._backend is not None and not self._done
+
+    @property
+    def remote(self) -> bool:
+        """Whether settling is a network round trip (Redis), not a few dict operations."""
+        return self._backend is not None and self._backend.remote
 
     async def settle(self, actual_tokens: int) -> None:
         """Replace the token reservation by the real usage and free the concurrency slot (once)."""

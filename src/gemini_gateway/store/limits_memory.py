@@ -17,6 +17,8 @@ _SWEEP_EVERY = 60.0
 class MemoryCounters:
     """``CounterBackend`` kept in this process: counters with expiry, slot leases per key."""
 
+    remote = False
+
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock  # expiry only; window and lease times come from the limiter
         self._counters: dict[str, tuple[int, float]] = {}  # key -> (value, expires; 0 = never)

@@ -84,6 +84,8 @@ return 1
 class RedisCounters:
     """``CounterBackend`` on Redis. ``prefix`` namespaces every key (tests use a random one)."""
 
+    remote = True
+
     def __init__(
         self, client: Redis, *, prefix: str = "gg:", fast: RespClient | None = None
     ) -> None:
