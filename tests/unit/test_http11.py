@@ -12,12 +12,14 @@ import contextlib
 import hashlib
 import itertools
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import pytest
+import trustme
 from aiohttp import web
 from yarl import URL
 
@@ -595,3 +597,63 @@ async def test_body_over_a_mebibyte_buffered_unread_arrives_whole_later(
             got = b"".join(parts)
         assert got == body
         assert pool._in_use == 0
+
+
+# -- TLS, as against generativelanguage.googleapis.com ---------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _tls_server(server_context: ssl.SSLContext) -> AsyncIterator[int]:
+    async def echo(request: web.Request) -> web.Response:
+        return web.Response(body=b"tls:" + await request.read())
+
+    app = web.Application()
+    app.router.add_post("/v1beta/echo", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context)
+    await site.start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+async def test_https_to_a_server_whose_certificate_verifies() -> None:
+
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    pool = http11.HttpPool(
+        limit=2, connect_timeout=5.0, read_timeout=5.0, ssl_context=client_context
+    )
+    try:
+        async with _tls_server(server_context) as port:
+            url = URL(f"https://127.0.0.1:{port}/v1beta/echo")
+            for _ in range(2):  # the second request reuses the TLS connection
+                response = await pool.request("POST", url, {}, b"hello")
+                assert response.status == 200
+                assert await response.read() == b"tls:hello"
+            assert sum(len(conns) for conns in pool._idle.values()) == 1
+    finally:
+        await pool.close()
+
+
+async def test_https_to_an_untrusted_certificate_fails_the_handshake() -> None:
+
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(server_context)
+    pool = http11.HttpPool(limit=2, connect_timeout=5.0, read_timeout=5.0)  # system CAs only
+    try:
+        async with _tls_server(server_context) as port:
+            url = URL(f"https://127.0.0.1:{port}/v1beta/echo")
+            with pytest.raises(http11.TLSFailed) as info:
+                await pool.request("POST", url, {}, b"hello")
+        assert map_client_error(info.value).message == "TLS handshake with the upstream API failed."
+        assert pool._in_use == 0
+    finally:
+        await pool.close()

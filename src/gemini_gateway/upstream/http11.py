@@ -329,6 +329,7 @@ class HttpPool:
         read_timeout: float | None,
         keepalive: float = 60.0,
         user_agent: str = "gemini-gateway",
+        ssl_context: ssl.SSLContext | None = None,  # default: the system's trusted CAs
     ) -> None:
         self._limit = max(1, limit)
         self._connect_timeout = connect_timeout
@@ -338,7 +339,7 @@ class HttpPool:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._in_use = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl: ssl.SSLContext | None = ssl_context
         self._closed = False
 
     async def request(
