@@ -537,6 +537,34 @@ def test_host_header_leaves_out_the_default_port(pool: http11.HttpPool) -> None:
     assert head.startswith(b"GET /v1?k=v HTTP/1.1\r\nHost: example.com\r\n")
 
 
+def test_host_header_brackets_an_ipv6_literal(pool: http11.HttpPool) -> None:
+    head = pool._head("GET", URL("http://[::1]:8089/v1beta/models"), {}, None)
+    assert b"\r\nHost: [::1]:8089\r\n" in head
+
+
+async def test_an_interim_100_continue_is_skipped_for_the_real_answer(
+    pool: http11.HttpPool,
+) -> None:
+    async def continue_then_answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the interim answer arrives on its own
+            writer.write(ok(b"done", "X-Final: yes"))
+
+    async with raw_server(continue_then_answer) as server:
+        for _ in range(2):  # and the connection stays usable for the next request
+            response = await within(pool.request("POST", server.url, {}, b"x"))
+            assert response.status == 200
+            assert response.headers.get("X-Final") == "yes"
+            assert "X-Interim" not in response.headers
+            assert await within(response.read()) == b"done"
+        assert server.connections == 1
+
+
 async def test_header_value_with_a_line_break_is_refused(pool: http11.HttpPool) -> None:
     async with raw_server(echo_path) as server:
         with pytest.raises(ValueError):

@@ -230,6 +230,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._paused = False
         self._keep_alive = False
+        self._interim = False  # the message being parsed is a 1xx, not the response
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
 
@@ -266,14 +267,23 @@ class _Connection(asyncio.Protocol):
             self.response._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # 100 Continue and other interim answers: the real one follows
+            self._interim = True
+            if self.response is not None:
+                self.response._raw_headers.clear()
+            return
         if self.response is not None:
-            self.response._on_headers(self._parser.get_status_code())
+            self.response._on_headers(status)
 
     def on_body(self, body: bytes) -> None:
         if self.response is not None:
             self.response._on_body(body)
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
         self._keep_alive = self._parser.should_keep_alive()  # llhttp forgets it after this call
         if self.response is not None:
             self.response._on_complete()
@@ -386,6 +396,8 @@ class HttpPool:
 
     def _head(self, method: str, url: URL, headers: Mapping[str, str], body: bytes | None) -> bytes:
         host = url.raw_host or ""
+        if ":" in host:  # an IPv6 literal goes in brackets
+            host = f"[{host}]"
         port = url.port
         if port is not None and port != _DEFAULT_PORTS.get(url.scheme):
             host = f"{host}:{port}"
