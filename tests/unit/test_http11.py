@@ -685,3 +685,14 @@ async def test_https_to_an_untrusted_certificate_fails_the_handshake() -> None:
         assert pool._in_use == 0
     finally:
         await pool.close()
+
+
+async def test_a_response_read_after_the_pool_closed_closes_its_connection(
+    pool: http11.HttpPool,
+) -> None:
+    async with raw_server(echo_path) as server:
+        response = await within(pool.request("GET", server.url / "late", {}, None))
+        await pool.close()
+        assert await within(response.read()) == b"/late"
+        assert response._conn.closed  # not left open, nor put back in a closed pool
+        assert not pool._idle

@@ -486,4 +486,6 @@ class HttpPool:
         if keep and not self._closed:
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.key, []).append(conn)
+        elif keep:  # the pool closed while this response was being read
+            conn.abort()
         self._give_slot()
