@@ -696,3 +696,26 @@ async def test_a_response_read_after_the_pool_closed_closes_its_connection(
         assert await within(response.read()) == b"/late"
         assert response._conn.closed  # not left open, nor put back in a closed pool
         assert not pool._idle
+
+
+async def test_a_freed_slot_goes_to_the_oldest_waiter_not_to_a_newcomer(
+    new_pool: PoolFactory,
+) -> None:
+    pool = new_pool(limit=1)
+    order: list[str] = []
+
+    async def ask(name: str) -> None:
+        response = await pool.request("GET", server.url / name, {}, None)
+        order.append(name)
+        await response.read()
+
+    async with raw_server(echo_path) as server:
+        first = await within(pool.request("GET", server.url / "first", {}, None))
+        waiting = asyncio.create_task(ask("waiter"))
+        await until(lambda: len(pool._waiters) == 1)
+        async with asyncio.timeout(2):  # all inline, no task: nothing yields in between
+            assert await first.read() == b"/first"  # frees the slot
+            await ask("newcomer")  # asks before the woken waiter has run
+            await waiting
+        assert order == ["waiter", "newcomer"]
+        assert pool._in_use == 0

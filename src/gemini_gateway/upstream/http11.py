@@ -460,27 +460,30 @@ class HttpPool:
         return conn
 
     async def _take_slot(self) -> None:
-        while self._in_use >= self._limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake_next()  # pass on the wake-up this waiter will not use
-                raise
-        self._in_use += 1
+        """A connection slot; first come, first served once the pool is full."""
+        waiters = self._waiters
+        while waiters and waiters[0].done():  # callers that gave up while waiting
+            waiters.popleft()
+        if self._in_use < self._limit and not waiters:
+            self._in_use += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        try:
+            await waiter  # _give_slot handed its slot over: _in_use already counts it
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._give_slot()  # handed over, then cancelled: pass it on
+            raise
 
     def _give_slot(self) -> None:
-        self._in_use -= 1
-        self._wake_next()
-
-    def _wake_next(self) -> None:
+        """Hand the slot to the oldest waiter, so a newcomer cannot take it first; else free it."""
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
+        self._in_use -= 1
 
     def _checkin(self, conn: _Connection, keep: bool) -> None:
         if keep and not self._closed:
