@@ -152,7 +152,7 @@ async def _stream(
         await response.prepare(request)  # aiohttp sends the headers with the first write
         # One write per upstream read, not per event: each write is a system call.
         while events := await upstream.next_batch():
-            chunks = feed(events[0]) if len(events) == 1 else [c for e in events for c in feed(e)]
+            chunks = [chunk for event in events for chunk in feed(event)]
             if chunks:
                 if record.first_token_at is None:
                     record.first_token_at = time.perf_counter()

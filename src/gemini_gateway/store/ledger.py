@@ -140,6 +140,10 @@ class Ledger:
         self._pruner: asyncio.Task[None] | None = None
         self._closed = False
         self._batch_writer = _batch_writer_for(database)
+        # SQLite can commit a lone row on the spot (see ledger_sqlite.py); PostgreSQL cannot.
+        self._direct_writer = (
+            self._batch_writer if isinstance(self._batch_writer, SqliteLedgerWriter) else None
+        )
         self._writing = False  # a batch is on its way to the database
         self._direct_now = False  # a row was committed directly in this loop iteration
 
@@ -147,11 +151,8 @@ class Ledger:
         """Return once ``entry``'s row is committed (shared with whatever else was queued)."""
         if self._closed:
             raise RuntimeError("the ledger is closed")
-        writer = self._batch_writer
-        if (
-            isinstance(writer, SqliteLedgerWriter)
-            and not (self._pending or self._writing or self._direct_now)
-        ):
+        writer = self._direct_writer
+        if writer is not None and not (self._pending or self._writing or self._direct_now):
             # Nothing queued: commit right here, without waking the writer task. At most one
             # such commit per loop iteration: the rest of a burst is queued and shares commits.
             try:

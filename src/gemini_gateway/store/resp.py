@@ -56,13 +56,10 @@ class RespClient:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connect()
-        reply = await self._send(protocol, args)
+        reply = await protocol.send(args)  # its watchdog enforces the timeout
         if isinstance(reply, ResponseError):
             raise reply
         return reply
-
-    async def _send(self, protocol: _RespProtocol, args: tuple[Any, ...]) -> Any:
-        return await protocol.send(args)  # the protocol's watchdog enforces the timeout
 
     async def _connect(self) -> _RespProtocol:
         if self._connecting is None:
@@ -87,7 +84,7 @@ class RespClient:
             return protocol
 
     async def _checked(self, protocol: _RespProtocol, args: tuple[Any, ...]) -> None:
-        reply = await self._send(protocol, args)
+        reply = await protocol.send(args)  # its watchdog enforces the timeout
         if isinstance(reply, ResponseError):
             protocol.abort()
             raise reply
