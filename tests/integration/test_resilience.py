@@ -169,3 +169,57 @@ def test_readyz(gateway) -> None:
 @pytest.mark.parametrize("path", ["/healthz"])
 def test_healthz(gateway, path) -> None:
     assert get(gateway.url + path).status == 200
+
+
+async def _streams_then_hang_up(gw, clients: int, seconds: float) -> None:
+    """``clients`` keep-alive connections stream back to back, then all vanish at one moment.
+
+    This is how a load generator or a restarting proxy ends: every connection is dropped at once,
+    so some are mid-stream and some are between the ledger commit and the stream's last write.
+    """
+    host, port = gw.url.removeprefix("http://").split(":")
+    body = json.dumps({**PLAIN, "stream": True}).encode()
+    request = (
+        b"POST /gemini/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Type: application/json\r\n"
+        + f"Authorization: {gw.license}\r\nx-request-id: gone\r\n".encode()
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    stop = asyncio.Event()
+
+    async def one() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while not stop.is_set():
+                writer.write(request)
+                seen = b""
+                while not seen.endswith(b"0\r\n\r\n") and not stop.is_set():
+                    data = await reader.read(65536)
+                    if not data:
+                        return
+                    seen += data
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(one()) for _ in range(clients)]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+
+
+def test_clients_hanging_up_mid_stream_are_not_logged_as_errors(start_gateway, sim) -> None:
+    gw = start_gateway()
+    sim.configure(stream_chunks=20, chunk_delay=0)
+    for _ in range(5):
+        asyncio.run(_streams_then_hang_up(gw, 32, 0.5))
+    time.sleep(0.5)
+    logs = gw.logs()
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert not [x for x in lines if x.get("level") == "error"], logs
+    assert "Traceback" not in logs
+    access = [x for x in lines if x.get("logger") == "gemini_gateway.access"]
+    assert {x["status"] for x in access if x.get("request_id") == "gone"} <= {200, 499}
+    # The gateway is still well: a request after all that is served.
+    resp = post(gw.base_url + "/chat/completions", PLAIN, _auth(gw))
+    assert resp.status == 200

@@ -24,6 +24,7 @@ from gemini_gateway.api.accounting import (
 from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.errors import stream_error_event
 from gemini_gateway.api.media_links import response_context
+from gemini_gateway.api.middleware import client_left
 from gemini_gateway.api.request_body import parse_json, read_body
 from gemini_gateway.api.state import AppState, get_state
 from gemini_gateway.api.usage_estimate import UsageEstimator
@@ -167,16 +168,21 @@ async def _stream(
         await accounting.finish()
         await response.write_eof(stream_error_event(exc) + DONE)
         return response
-    except (asyncio.CancelledError, ConnectionResetError):
+    except (asyncio.CancelledError, ConnectionResetError) as exc:
         # The client left: stop upstream at once; charge for what was produced.
         await asyncio.shield(upstream.aclose())
         record.status, record.error_code = 499, "client_disconnected"
         record.usage = translator.usage
         accounting.finish_in_background()
-        raise
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return client_left(request, response)
     record.usage = translator.usage
     await accounting.finish()  # the ledger row is committed before the last byte
-    await response.write_eof(_sse(tail) + DONE if tail else DONE)  # one write with the end
+    try:
+        await response.write_eof(_sse(tail) + DONE if tail else DONE)  # one write with the end
+    except ConnectionResetError:
+        return client_left(request, response)  # gone just before the end; its row is written
     return response
 
 

@@ -33,6 +33,17 @@ def _request_id(request: web.Request) -> str:
     return new_id("req_")
 
 
+def client_left(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """Note a client that hung up mid-stream (499 in the log line) and hand back ``response``.
+
+    Returning the prepared response, rather than raising, keeps aiohttp from logging the broken
+    connection as a server error: nothing went wrong on our side.
+    """
+    request["log"]["status"] = 499
+    request["log"]["error"] = "client_disconnected"
+    return response
+
+
 @web.middleware
 async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
@@ -57,7 +68,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
             response = error_response(internal_error())
-        status = response.status
+        status = fields.get("status", response.status)  # see client_left
         if not response.prepared:
             response.headers["x-request-id"] = request_id
         return response

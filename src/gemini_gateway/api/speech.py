@@ -26,6 +26,7 @@ from gemini_gateway.api.accounting import RequestRecord, admit
 from gemini_gateway.api.auth import authenticate, client_ip
 from gemini_gateway.api.chat import SSE_HEADERS, read_json_object
 from gemini_gateway.api.errors import stream_error_event
+from gemini_gateway.api.middleware import client_left
 from gemini_gateway.api.state import get_state
 from gemini_gateway.errors import GatewayError, InvalidRequest
 from gemini_gateway.translate.request import google_extras, safety_settings
@@ -213,18 +214,23 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
             if request.transport is not None:
                 request.transport.close()
         return response
-    except (asyncio.CancelledError, ConnectionResetError):
+    except (asyncio.CancelledError, ConnectionResetError) as exc:
         await asyncio.shield(upstream.aclose())
         record.status, record.error_code = 499, "client_disconnected"
         record.usage = usage_to_openai(usage) if usage else None
         accounting.finish_in_background()
-        raise
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return client_left(request, response)
     record.usage = usage_to_openai(usage) if usage else None
     await accounting.finish()
-    if sse:
-        done = {"type": "speech.audio.done", "usage": speech_usage(usage)}
-        await response.write(b"data: " + orjson.dumps(done) + b"\n\n")
-    await response.write_eof()
+    try:
+        if sse:
+            done = {"type": "speech.audio.done", "usage": speech_usage(usage)}
+            await response.write(b"data: " + orjson.dumps(done) + b"\n\n")
+        await response.write_eof()
+    except ConnectionResetError:
+        return client_left(request, response)  # gone just before the end; its row is written
     return response
 
 
