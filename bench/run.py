@@ -5,7 +5,9 @@ Three targets, each driven by ``wrk`` (not Python, so the load generator is not 
 - (a) ``sim``: the Gemini simulator directly (validation off), Gemini request bodies;
 - (b) ``proxy``: ``bench/passthrough.py`` forwarding Gemini requests to the simulator unchanged:
   the floor, what one extra Python hop (aiohttp server + client, uvloop) costs;
-- (c) ``gateway``: ``gemini-gateway serve`` with the simulator as upstream, OpenAI chat bodies.
+- (c) ``gateway``: ``gemini-gateway serve`` with the simulator as upstream, OpenAI chat bodies;
+- (b') ``raw``: ``bench/rawrelay.py``, the leanest relay we know how to write in Python (asyncio
+  protocols and httptools on uvloop, no framework): what merely relaying costs, the floor under (b).
 
 Each is run non-streamed and streamed (20 events) at each concurrency, after a warm-up. For the
 proxy and the gateway, process CPU time is read from /proc before and after each run. Then 1,000
@@ -43,6 +45,7 @@ from backing_stores import postgres_database, redis_database
 from open_streams import OpenStreamsResult, hold_open_streams
 from procstat import cpu_seconds, machine_summary
 from report import render_report
+from translation import translation_cpu_ms
 
 BENCH_DIR = Path(__file__).resolve().parent
 LUA_SCRIPT = BENCH_DIR / "wrk" / "post.lua"
@@ -146,6 +149,23 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
         except OSError:
             time.sleep(0.1)
     sys.exit(f"{url} did not come up in {timeout:.0f} s:\n{log.read_text()[-2000:]}")
+
+
+def measure_translation(
+    model_url: str, bodies: dict[str, dict[bool, Path]]
+) -> tuple[float, float]:
+    """The translation-only CPU per request, on the simulator's real answers to the bench's ask."""
+    answers = []
+    for action in (":generateContent", ":streamGenerateContent?alt=sse"):
+        request = urllib.request.Request(
+            model_url + action,
+            data=bodies["gemini"][False].read_bytes(),
+            headers={"Content-Type": "application/json", "x-goog-api-key": SIM_KEY},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answers.append(response.read())
+    plain, stream = (json.loads(bodies["openai"][s].read_text()) for s in (False, True))
+    return translation_cpu_ms(plain, answers[0], stream, answers[1])
 
 
 def post_json(url: str, payload: dict[str, object]) -> None:
@@ -267,7 +287,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=6, help="Seconds per measured run.")
     parser.add_argument("--warmup", type=int, default=2, help="Seconds of warm-up per run.")
     parser.add_argument("--concurrency", default="1,32,256", help="Comma-separated.")
-    parser.add_argument("--targets", default="sim,proxy,gateway", help="Any of sim,proxy,gateway.")
+    parser.add_argument(
+        "--targets", default="sim,proxy,raw,gateway", help="Any of sim,proxy,raw,gateway."
+    )
     parser.add_argument("--modes", default="plain,stream", help="plain, stream or both.")
     parser.add_argument(
         "--repeat", type=int, default=1, help="Rounds over all runs; the median-req/s run is kept."
@@ -363,9 +385,10 @@ def main() -> None:
     ):
         folder = Path(tmp)
         bodies = write_bodies(folder)
-        sim_port, proxy_port = free_port(), free_port()
+        sim_port, proxy_port, raw_port = free_port(), free_port(), free_port()
         sim_url = f"http://127.0.0.1:{sim_port}"
         proxy_url = f"http://127.0.0.1:{proxy_port}"
+        raw_url = f"http://127.0.0.1:{raw_port}"
         env = gateway_env(dict(os.environ), folder / "data", free_port(), sim_url)
         sim_args = [python, "-m", "gemini_gateway", "simulator", "--port", str(sim_port)]
         sim_args += ["--no-validate", "--stream-chunks", str(STREAM_EVENTS)]
@@ -375,6 +398,11 @@ def main() -> None:
             started(sim_args, env, folder / "sim.log", f"{sim_url}/_sim/status")
         )
         proxy = stack.enter_context(started(proxy_args, env, folder / "proxy.log", f"{proxy_url}/"))
+        raw_args = [python, str(BENCH_DIR / "rawrelay.py"), "--port", str(raw_port)]
+        raw_args += ["--upstream", sim_url]
+        raw = stack.enter_context(
+            started(raw_args, env, folder / "raw.log", f"{raw_url}/_sim/status")
+        )
         gateways = []
         redis_db = args.redis_db
         for config in configs:
@@ -397,6 +425,10 @@ def main() -> None:
                 "proxy", {s: proxy_url + u for s, u in gemini_urls.items()},
                 bodies["gemini"], "x-goog-api-key", SIM_KEY, proxy.pid,
             ),
+            Target(
+                "raw", {s: raw_url + u for s, u in gemini_urls.items()},
+                bodies["gemini"], "x-goog-api-key", SIM_KEY, raw.pid,
+            ),
         ] + [target for target, _ in gateways]  # fmt: skip
         rounds: list[RunResult] = []
         for round_index in range(args.repeat):
@@ -410,6 +442,9 @@ def main() -> None:
                         print(_progress(result), file=sys.stderr, flush=True)
                         rounds.append(result)
         results = median_runs(rounds)
+        translation = None
+        if "gateway" in wanted:
+            translation = measure_translation(sim_url + gemini_path, bodies)
         streams: OpenStreamsResult | None = None
         if args.open_streams:
             first_gateway, license_key = gateways[0]
@@ -426,7 +461,11 @@ def main() -> None:
             )
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header = f"{when}; {machine} before the run; Python {sys.version.split()[0]}"
-    print(render_report(header, results, streams, args.duration, args.warmup, args.repeat))
+    print(
+        render_report(
+            header, results, streams, args.duration, args.warmup, args.repeat, translation
+        )
+    )
     if args.json:
         raw = {
             "when": when,
