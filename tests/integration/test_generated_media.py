@@ -363,7 +363,34 @@ def test_speech_mp3_or_default(gateway: Any, sim: Any) -> None:
         assert _wav_frames(resp.body)[3] == pcm_tone(2)
 
 
-@pytest.mark.parametrize("fmt", ["aac", "opus", "flac"])
+def test_speech_flac_is_the_simulators_samples_losslessly(gateway: Any, sim: Any) -> None:
+    soundfile = pytest.importorskip("soundfile")
+    body = {"model": "gemini-2.5-flash-preview-tts", "voice": "Kore", "input": "Hello there",
+            "response_format": "flac"}
+    resp = post(gateway.base_url + "/audio/speech", body, _auth(gateway))
+    assert resp.status == 200, resp.body
+    assert resp.headers["content-type"] == "audio/flac"
+    samples, rate = soundfile.read(io.BytesIO(resp.body), dtype="int16")
+    assert rate == 24000
+    assert samples.tobytes() == pcm_tone(2)
+
+
+def test_speech_opus_is_ogg_opus_of_the_same_length(gateway: Any, sim: Any) -> None:
+    soundfile = pytest.importorskip("soundfile")
+    body = {"model": "gemini-2.5-flash-preview-tts", "voice": "Kore", "input": "Hello there",
+            "response_format": "opus", "stream_format": "sse"}
+    resp = post(gateway.base_url + "/audio/speech", body, _auth(gateway))
+    assert resp.status == 200, resp.body
+    events = resp.chunks()
+    assert events[-1]["type"] == "speech.audio.done"
+    audio = b"".join(base64.b64decode(e["audio"]) for e in events[:-1])
+    assert audio[:4] == b"OggS" and b"OpusHead" in audio[:200]
+    samples, rate = soundfile.read(io.BytesIO(audio), dtype="int16")
+    assert rate == 24000
+    assert abs(len(samples) * 2 - len(pcm_tone(2))) <= 24000 * 2 // 50  # within 20 ms
+
+
+@pytest.mark.parametrize("fmt", ["aac"])
 def test_speech_format_without_an_encoder_is_400(gateway: Any, fmt: str) -> None:
     body = {"model": "gemini-2.5-flash-preview-tts", "voice": "Kore", "input": "Hi",
             "response_format": fmt}

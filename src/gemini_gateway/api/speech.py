@@ -6,9 +6,10 @@ still an ordinary HTTP error; after that a failure can only cut the stream short
 end it with an error event (``sse``).
 
 Formats: ``wav`` (a header with "unknown length" sizes, then PCM), ``pcm`` (raw 24 kHz 16-bit
-little-endian mono, as OpenAI's), and ``mp3`` when the ``lameenc`` package (LAME) is installed.
-opus, aac and flac have no encoder here: a 400 names the formats that work. Without
-``response_format`` the answer is mp3 (OpenAI's default) when it can be made, else wav.
+little-endian mono, as OpenAI's), ``mp3`` when the ``lameenc`` package (LAME) is installed, and
+``flac`` and ``opus`` (Ogg Opus, both sent whole at the end) when ``soundfile`` (libsndfile) is.
+aac has no encoder here: a 400 names the formats that work. Without ``response_format`` the
+answer is mp3 (OpenAI's default) when it can be made, else wav.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import base64
 import importlib
 import importlib.util
+import io
 from typing import Any, Protocol
 
 import orjson
@@ -108,11 +110,47 @@ class Mp3Encoder:
         return bytes(self._lame.flush())
 
 
+class SndfileEncoder:
+    """FLAC or Ogg Opus through libsndfile (``soundfile``), sent whole when the speech ends.
+
+    Both containers put totals in their headers (FLAC: the sample count and checksum) that are
+    known only at the end; libsndfile, and readers built on it, cannot read a FLAC stream whose
+    totals were left unknown. So the file is made in memory and leaves in one piece.
+    """
+
+    _KINDS = {"flac": ("FLAC", "PCM_16", "audio/flac"), "opus": ("OGG", "OPUS", "audio/ogg")}
+
+    def __init__(self, fmt: str, rate: int, channels: int) -> None:
+        soundfile = importlib.import_module("soundfile")  # optional, and imports numpy: lazily
+        container, subtype, self.content_type = self._KINDS[fmt]
+        self._frame = 2 * channels
+        self._carry = b""
+        self._buffer = io.BytesIO()
+        self._file = soundfile.SoundFile(
+            self._buffer, "w", samplerate=rate, channels=channels, format=container, subtype=subtype
+        )
+
+    def feed(self, chunk: PcmChunk) -> bytes:
+        pcm = self._carry + chunk.pcm
+        whole = len(pcm) - len(pcm) % self._frame
+        self._carry = pcm[whole:]
+        if whole:
+            self._file.buffer_write(pcm[:whole], dtype="int16")
+        return b""
+
+    def finish(self) -> bytes:
+        self._file.close()
+        return self._buffer.getvalue()
+
+
 def available_formats() -> tuple[str, ...]:
     """Formats this installation can produce."""
+    formats = ALWAYS_FORMATS
     if importlib.util.find_spec("lameenc") is not None:
-        return (*ALWAYS_FORMATS, "mp3")
-    return ALWAYS_FORMATS
+        formats = (*formats, "mp3")
+    if importlib.util.find_spec("soundfile") is not None:
+        formats = (*formats, "flac", "opus")
+    return formats
 
 
 def _encoder(fmt: str, rate: int, channels: int) -> AudioEncoder:
@@ -120,6 +158,8 @@ def _encoder(fmt: str, rate: int, channels: int) -> AudioEncoder:
         return WavEncoder(rate, channels)
     if fmt == "pcm":
         return PcmEncoder(rate, channels)
+    if fmt in ("flac", "opus"):
+        return SndfileEncoder(fmt, rate, channels)
     return Mp3Encoder(rate, channels)
 
 

@@ -12,8 +12,8 @@ Request (OpenAI CreateSpeechRequest, shared/schemas/openai-openapi.v2.3.0.yaml):
     speed (0.25-4) → Gemini has no rate parameter; a speed other than 1 becomes words in the same
              style prompt ("Speak fast (about 1.5× normal speed)"), which TTS models follow
              loosely. We do not resample: that would change the pitch.
-    response_format → wav | pcm always; mp3 where an encoder is installed (the route decides);
-             absent → mp3 when it can, else wav
+    response_format → wav | pcm always; mp3, flac, opus where an encoder is installed (the
+             route decides); absent → mp3 when it can, else wav
     stream_format → ``audio`` (raw bytes, chunked) or ``sse`` (speech.audio.delta/done events)
     google.speech_config (``extra_body``) → speechConfig as given, e.g. two-speaker dialogue
              (multiSpeakerVoiceConfig); it replaces the voice mapping.
