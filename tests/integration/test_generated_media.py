@@ -220,6 +220,38 @@ def test_tts_model_on_chat_streamed(gateway: Any, sim: Any) -> None:
     assert rate == 24000 and frames == pcm_tone(len(_spoken_text(sent).split()))
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_tts_model_on_chat_in_flac(gateway: Any, sim: Any, stream: bool) -> None:
+    soundfile = pytest.importorskip("soundfile")
+    body = {"model": "gemini-2.5-flash-preview-tts", "stream": stream,
+            "audio": {"voice": "Kore", "format": "flac"},
+            "messages": [{"role": "user", "content": "Say hello to everyone in the room"}]}
+    resp = post(gateway.base_url + "/chat/completions", body, _auth(gateway))
+    assert resp.status == 200, resp.body
+    if stream:
+        (audio,) = [c["choices"][0]["delta"]["audio"] for c in resp.chunks()
+                    if c["choices"] and c["choices"][0]["delta"].get("audio")]
+        content = ""
+    else:
+        message = resp.json()["choices"][0]["message"]
+        audio, content = message["audio"], message["content"]
+    flac = base64.b64decode(audio["data"])
+    samples, rate = soundfile.read(io.BytesIO(flac), dtype="int16")
+    assert rate == 24000
+    assert samples.tobytes() == pcm_tone(len(_spoken_text(sim.requests()[-1]).split()))
+    if not stream:
+        (link,) = AUDIO_LINK.findall(content)
+        served = get(link)
+        assert served.headers["content-type"] == "audio/flac" and served.body == flac
+
+
+def test_chat_audio_format_without_an_encoder_is_400(gateway: Any) -> None:
+    body = {"model": "gemini-2.5-flash-preview-tts", "audio": {"voice": "Kore", "format": "aac"},
+            "messages": [{"role": "user", "content": "Hi"}]}
+    resp = post(gateway.base_url + "/chat/completions", body, _auth(gateway))
+    assert assert_openai_error(resp, 400)["param"] == "audio.format"
+
+
 # --- POST /images/generations -----------------------------------------------------------------
 
 
@@ -349,7 +381,7 @@ def test_speech_sse_events(gateway: Any, sim: Any) -> None:
 
 
 def test_speech_mp3_or_default(gateway: Any, sim: Any) -> None:
-    from gemini_gateway.api.speech import available_formats
+    from gemini_gateway.translate.audio_encode import available_formats
 
     body = {"model": "gemini-2.5-flash-preview-tts", "voice": "Kore", "input": "Hello there"}
     resp = post(gateway.base_url + "/audio/speech", body, _auth(gateway))

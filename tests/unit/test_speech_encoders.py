@@ -1,4 +1,4 @@
-"""The speech route's FLAC and Ogg Opus encoders: fed in uneven pieces, read back by libsndfile."""
+"""Speech encoders: FLAC and Ogg Opus fed in uneven pieces and read back by libsndfile."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ import struct
 
 import pytest
 
-from gemini_gateway.api.speech import SndfileEncoder, available_formats
-from gemini_gateway.translate.speech import PcmChunk
+from gemini_gateway.translate.audio_encode import SndfileEncoder, available_formats, encode
 
 soundfile = pytest.importorskip("soundfile")
 RATE = 24000
@@ -26,7 +25,7 @@ def _encode(fmt: str, pcm: bytes, piece: int) -> tuple[SndfileEncoder, list[byte
     encoder = SndfileEncoder(fmt, RATE, 1)
     # Odd piece sizes split samples in two: the encoder must carry the half sample over.
     pieces = [pcm[i : i + piece] for i in range(0, len(pcm), piece)]
-    outputs = [encoder.feed(PcmChunk(p, RATE, 1)) for p in pieces]
+    outputs = [encoder.feed(p) for p in pieces]
     outputs.append(encoder.finish())
     return encoder, outputs
 
@@ -59,3 +58,26 @@ def test_opus_is_ogg_and_keeps_the_duration() -> None:
     assert (info.samplerate, info.channels) == (RATE, 1)
     samples, _ = soundfile.read(io.BytesIO(audio), dtype="int16")
     assert abs(len(samples) - RATE) <= RATE // 50  # lossy, but the same length within 20 ms
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mime", "magic"),
+    [("wav", "audio/wav", b"RIFF"), ("mp3", "audio/mpeg", None), ("flac", "audio/flac", b"fLaC"),
+     ("opus", "audio/ogg", b"OggS")],
+)
+def test_encode_a_whole_answer(fmt: str, mime: str, magic: bytes | None) -> None:
+    pcm = _tone(0.5)
+    data, content_type = encode(pcm, fmt, RATE, 1)
+    assert content_type == mime
+    if magic is not None:
+        assert data.startswith(magic)
+    else:  # an ID3 tag or an MPEG frame sync
+        assert data[:3] == b"ID3" or (data[0] == 0xFF and data[1] & 0xE0 == 0xE0)
+    if fmt in ("wav", "flac"):
+        samples, _ = soundfile.read(io.BytesIO(data), dtype="int16")
+        assert samples.tobytes() == pcm
+
+
+def test_pcm_is_the_samples_themselves() -> None:
+    pcm = _tone(0.1)
+    assert encode(pcm, "pcm", RATE, 1) == (pcm, "audio/pcm;rate=24000;channels=1")

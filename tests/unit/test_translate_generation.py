@@ -237,6 +237,14 @@ def test_output_refusals(request_: dict[str, Any], google: dict[str, Any], param
 
 def test_audio_format() -> None:
     assert audio_format({"audio": {"voice": "alloy", "format": "mp3"}}) == "mp3"
+    assert audio_format({"audio": {"voice": "alloy", "format": "flac"}}) == "flac"
+    assert audio_format({"audio": {"voice": "alloy", "format": "opus"}}) == "opus"
+    assert audio_format({"audio": {"voice": "alloy", "format": "pcm16"}}) == "pcm"
     assert audio_format({}) is None
-    with pytest.raises(InvalidRequest):
-        audio_format({"audio": {"format": 1}})
+    for wrong in (1, "ogg", "pcm"):  # "pcm" is the speech API's name; chat says "pcm16"
+        with pytest.raises(InvalidRequest) as caught:
+            audio_format({"audio": {"format": wrong}})
+        assert caught.value.param == "audio.format"
+    with pytest.raises(InvalidRequest) as caught:
+        audio_format({"audio": {"format": "aac"}})  # OpenAI's, but no encoder here
+    assert "pcm16" in caught.value.message and "not available" in caught.value.message

@@ -379,6 +379,37 @@ def test_tts_audio_becomes_wav_message_audio() -> None:
     assert result["usage"]["completion_tokens_details"]["audio_tokens"] == 50
 
 
+@pytest.mark.parametrize(
+    ("fmt", "mime", "magic"),
+    [("flac", "audio/flac", b"fLaC"), ("opus", "audio/ogg", b"OggS"), ("mp3", "audio/mpeg", b"")],
+)
+def test_tts_audio_in_the_format_the_request_asked_for(fmt: str, mime: str, magic: bytes) -> None:
+    pcm = struct.pack("<4800h", *range(-2400, 2400))
+    links: list[str] = []
+
+    def media_url(mime: str, b64: str) -> str:
+        links.append(mime)
+        return "https://gw.example/gemini/v1/files/a1"
+
+    call = make_call("gemini-2.5-flash-preview-tts", extra={"audio_format": fmt})
+    result = translate(_pcm_response(pcm), call, make_ctx(media_url=media_url))
+    data = base64.b64decode(result["choices"][0]["message"]["audio"]["data"])
+    assert data.startswith(magic) and len(data) > 100
+    assert links == [mime]
+    if fmt == "flac":
+        soundfile = pytest.importorskip("soundfile")
+        samples, rate = soundfile.read(io.BytesIO(data), dtype="int16")
+        assert (rate, samples.tobytes()) == (24000, pcm)
+
+
+def test_tts_audio_as_pcm16_is_the_raw_samples() -> None:
+    pcm = struct.pack("<4h", 1, -1, 2, -2)
+    call = make_call("gemini-2.5-flash-preview-tts", extra={"audio_format": "pcm"})
+    message = translate(_pcm_response(pcm), call)["choices"][0]["message"]
+    assert base64.b64decode(message["audio"]["data"]) == pcm
+    assert message["content"].startswith("[audio](data:audio/pcm;base64,")
+
+
 def test_audio_rate_comes_from_mime_and_pieces_are_joined() -> None:
     first, second = b"\x01\x00\x02\x00", b"\x03\x00"
     response = _pcm_response(first, "audio/pcm;rate=16000")

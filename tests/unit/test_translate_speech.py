@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from gemini_gateway.errors import InvalidRequest
+from gemini_gateway.translate.audio import wav_stream_header
 from gemini_gateway.translate.speech import (
     PcmChunk,
     event_pcm,
@@ -24,7 +25,6 @@ from gemini_gateway.translate.speech import (
     speech_request,
     speech_usage,
     voice_name,
-    wav_stream_header,
 )
 
 OPENAI_EXAMPLE = {

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
-import importlib.util
-import io
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -31,137 +28,19 @@ from gemini_gateway.api.errors import stream_error_event
 from gemini_gateway.api.middleware import client_left
 from gemini_gateway.api.state import get_state
 from gemini_gateway.errors import GatewayError, InvalidRequest
+from gemini_gateway.translate.audio_encode import available_formats, encoder_for
 from gemini_gateway.translate.request import google_extras, safety_settings
 from gemini_gateway.translate.speech import (
-    ALWAYS_FORMATS,
     PcmChunk,
     event_pcm,
     no_audio_error,
     speech_job_to_gemini,
     speech_request,
     speech_usage,
-    wav_stream_header,
 )
 from gemini_gateway.translate.usage import usage_to_openai
 
 routes = web.RouteTableDef()
-
-MP3_BITRATE_KBPS = 64  # speech at 24 kHz mono: 64 kb/s is transparent enough, files stay small
-
-
-class AudioEncoder(Protocol):
-    content_type: str
-
-    def feed(self, chunk: PcmChunk) -> bytes: ...
-
-    def finish(self) -> bytes: ...
-
-
-class PcmEncoder:
-    """Raw samples, as they come."""
-
-    def __init__(self, rate: int, channels: int) -> None:
-        self.content_type = f"audio/pcm;rate={rate};channels={channels}"
-
-    def feed(self, chunk: PcmChunk) -> bytes:
-        return chunk.pcm
-
-    def finish(self) -> bytes:
-        return b""
-
-
-class WavEncoder(PcmEncoder):
-    """A streaming WAV: the header (length unknown) first, then the samples."""
-
-    def __init__(self, rate: int, channels: int) -> None:
-        self.content_type = "audio/wav"
-        self._header: bytes | None = wav_stream_header(rate, channels)
-
-    def feed(self, chunk: PcmChunk) -> bytes:
-        header, self._header = self._header or b"", None
-        return header + chunk.pcm
-
-    def finish(self) -> bytes:
-        header, self._header = self._header or b"", None
-        return header
-
-
-class Mp3Encoder:
-    """MP3 through LAME (``lameenc``), fed whole 16-bit frames."""
-
-    def __init__(self, rate: int, channels: int) -> None:
-        lameenc = importlib.import_module("lameenc")  # optional: not every install has it
-        self.content_type = "audio/mpeg"
-        self._frame = 2 * channels
-        self._carry = b""
-        self._lame = lameenc.Encoder()
-        self._lame.set_bit_rate(MP3_BITRATE_KBPS)
-        self._lame.set_in_sample_rate(rate)
-        self._lame.set_channels(channels)
-        self._lame.set_quality(2)
-
-    def feed(self, chunk: PcmChunk) -> bytes:
-        pcm = self._carry + chunk.pcm
-        whole = len(pcm) - len(pcm) % self._frame
-        self._carry = pcm[whole:]
-        return bytes(self._lame.encode(pcm[:whole])) if whole else b""
-
-    def finish(self) -> bytes:
-        return bytes(self._lame.flush())
-
-
-class SndfileEncoder:
-    """FLAC or Ogg Opus through libsndfile (``soundfile``), sent whole when the speech ends.
-
-    Both containers put totals in their headers (FLAC: the sample count and checksum) that are
-    known only at the end; libsndfile, and readers built on it, cannot read a FLAC stream whose
-    totals were left unknown. So the file is made in memory and leaves in one piece.
-    """
-
-    _KINDS = {"flac": ("FLAC", "PCM_16", "audio/flac"), "opus": ("OGG", "OPUS", "audio/ogg")}
-
-    def __init__(self, fmt: str, rate: int, channels: int) -> None:
-        soundfile = importlib.import_module("soundfile")  # optional, and imports numpy: lazily
-        container, subtype, self.content_type = self._KINDS[fmt]
-        self._frame = 2 * channels
-        self._carry = b""
-        self._buffer = io.BytesIO()
-        self._file = soundfile.SoundFile(
-            self._buffer, "w", samplerate=rate, channels=channels, format=container, subtype=subtype
-        )
-
-    def feed(self, chunk: PcmChunk) -> bytes:
-        pcm = self._carry + chunk.pcm
-        whole = len(pcm) - len(pcm) % self._frame
-        self._carry = pcm[whole:]
-        if whole:
-            self._file.buffer_write(pcm[:whole], dtype="int16")
-        return b""
-
-    def finish(self) -> bytes:
-        self._file.close()
-        return self._buffer.getvalue()
-
-
-def available_formats() -> tuple[str, ...]:
-    """Formats this installation can produce."""
-    formats = ALWAYS_FORMATS
-    if importlib.util.find_spec("lameenc") is not None:
-        formats = (*formats, "mp3")
-    if importlib.util.find_spec("soundfile") is not None:
-        formats = (*formats, "flac", "opus")
-    return formats
-
-
-def _encoder(fmt: str, rate: int, channels: int) -> AudioEncoder:
-    if fmt == "wav":
-        return WavEncoder(rate, channels)
-    if fmt == "pcm":
-        return PcmEncoder(rate, channels)
-    if fmt in ("flac", "opus"):
-        return SndfileEncoder(fmt, rate, channels)
-    return Mp3Encoder(rate, channels)
-
 
 def _choose_format(requested: str | None) -> str:
     formats = available_formats()
@@ -227,7 +106,7 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
         accounting.finish_in_background()
         raise
 
-    encoder = _encoder(fmt, first[0].rate, first[0].channels)
+    encoder = encoder_for(fmt, first[0].rate, first[0].channels)
     sse = job.stream_format == "sse"
     headers = dict(SSE_HEADERS) if sse else {"Content-Type": encoder.content_type}
     response = web.StreamResponse(headers={**headers, **admission.headers})
@@ -235,10 +114,10 @@ async def create_speech(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     try:
         await response.prepare(request)
-        await _write(response, sse, b"".join(encoder.feed(c) for c in first))
+        await _write(response, sse, b"".join(encoder.feed(c.pcm) for c in first))
         async for event in upstream:
             usage = event.get("usageMetadata") or usage
-            await _write(response, sse, b"".join(encoder.feed(c) for c in event_pcm(event)))
+            await _write(response, sse, b"".join(encoder.feed(c.pcm) for c in event_pcm(event)))
         await _write(response, sse, encoder.finish())
     except GatewayError as exc:
         record.status, record.error_code = exc.status, exc.code or exc.type

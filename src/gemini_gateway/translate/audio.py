@@ -10,9 +10,11 @@ L16 is big-endian; we follow the samples and do not swap bytes.
 from __future__ import annotations
 
 import io
+import struct
 import wave
 
 DEFAULT_PCM_RATE = 24000
+UNKNOWN_SIZE = 0xFFFFFFFF  # a WAV size field's "to the end of the stream"
 _PCM_TYPES = frozenset({"audio/l16", "audio/pcm", "audio/x-pcm", "audio/raw"})
 
 
@@ -63,3 +65,13 @@ def pcm_to_wav(
         out.setframerate(rate)
         out.writeframes(pcm)
     return buffer.getvalue()
+
+
+def wav_stream_header(rate: int = DEFAULT_PCM_RATE, channels: int = 1, width: int = 2) -> bytes:
+    """A 44-byte RIFF/WAVE header for PCM of unknown length (sizes 0xFFFFFFFF)."""
+    block = channels * width
+    return (
+        b"RIFF" + struct.pack("<I", UNKNOWN_SIZE) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, width * 8)
+        + b"data" + struct.pack("<I", UNKNOWN_SIZE)
+    )

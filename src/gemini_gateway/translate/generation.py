@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gemini_gateway.errors import InvalidRequest
+from gemini_gateway.translate.audio_encode import available_formats
 from gemini_gateway.translate.call import ModelSpec
 from gemini_gateway.translate.models import (
     can_disable_thinking,
@@ -191,13 +192,30 @@ def output_config(
     return config
 
 
+CHAT_AUDIO_FORMATS = ("wav", "mp3", "flac", "opus", "pcm16", "aac")  # OpenAI's list
+
+
 def audio_format(request: Mapping[str, Any]) -> str | None:
-    """``audio.format`` (wav, mp3, …) for the response side, which encodes the audio."""
+    """``audio.format`` for the response side, which encodes the audio: our encoder's name for it
+    (``pcm16`` is ``pcm``), or a 400 when it is not OpenAI's or this installation cannot make it.
+    """
     audio = request.get("audio")
     fmt = audio.get("format") if isinstance(audio, Mapping) else None
-    if fmt is not None and not isinstance(fmt, str):
-        raise InvalidRequest("audio.format must be a string", param="audio.format")
-    return fmt
+    if fmt is None:
+        return None
+    if not isinstance(fmt, str) or fmt not in CHAT_AUDIO_FORMATS:
+        raise InvalidRequest(
+            f"audio.format must be one of {', '.join(CHAT_AUDIO_FORMATS)}", param="audio.format"
+        )
+    name = "pcm" if fmt == "pcm16" else fmt
+    if name not in available_formats():
+        usable = ["pcm16" if f == "pcm" else f for f in available_formats()]
+        raise InvalidRequest(
+            f"audio.format '{fmt}' is not available on this gateway (no encoder installed); "
+            f"use one of: {', '.join(usable)}",
+            param="audio.format",
+        )
+    return name
 
 
 def _voice(audio: object) -> str | None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemini_gateway.translate.audio import is_pcm_audio, pcm_format, pcm_to_wav
+from gemini_gateway.translate.audio_encode import encode as encode_audio
 from gemini_gateway.translate.call import GeminiCall, ResponseContext
 from gemini_gateway.translate.tool_output import (
     grounding_annotations,
@@ -309,14 +310,20 @@ def speech_to_audio(
     call: GeminiCall,
     ctx: ResponseContext,
 ) -> tuple[dict[str, Any], str]:
-    """Join PCM pieces into one WAV: OpenAI's ``audio`` object and the URL to link in content."""
+    """Join PCM pieces into one file (WAV unless the request's ``audio.format`` said otherwise):
+    OpenAI's ``audio`` object and the URL to link in content."""
     rate, channels = pieces[0].rate, pieces[0].channels
-    wav = pcm_to_wav(b"".join(p.pcm for p in pieces), rate=rate, channels=channels)
-    data = base64.b64encode(wav).decode("ascii")
+    pcm = b"".join(p.pcm for p in pieces)
+    fmt = call.extra.get("audio_format") or "wav"
+    if fmt == "wav":
+        encoded, mime = pcm_to_wav(pcm, rate=rate, channels=channels), "audio/wav"
+    else:
+        encoded, mime = encode_audio(pcm, fmt, rate, channels)
+    data = base64.b64encode(encoded).decode("ascii")
     ttl = int(call.extra.get("generated_media_ttl", DEFAULT_MEDIA_TTL))
     audio = {"id": audio_id, "data": data, "expires_at": ctx.created + ttl,
              "transcript": transcript}
-    return audio, _media_link(ctx, "audio/wav", data)
+    return audio, _media_link(ctx, mime.partition(";")[0], data)
 
 
 def new_audio_id() -> str:

@@ -21,7 +21,7 @@ Request (OpenAI CreateSpeechRequest, shared/schemas/openai-openapi.v2.3.0.yaml):
 Gemini answers with ``inlineData`` ``audio/L16;codec=pcm;rate=24000``: 16-bit little-endian mono.
 A streamed WAV starts with a header whose sizes are 0xFFFFFFFF ("until the end of the stream"),
 because the length is unknown when the first bytes leave; players and Python's ``wave`` read such
-a file to its end. ``wav_stream_header`` writes it.
+a file to its end. ``audio.wav_stream_header`` writes it.
 """
 
 from __future__ import annotations
@@ -29,23 +29,20 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from gemini_gateway.errors import InvalidRequest, UpstreamError
-from gemini_gateway.translate.audio import DEFAULT_PCM_RATE, is_pcm_audio, pcm_format
+from gemini_gateway.translate.audio import is_pcm_audio, pcm_format
 from gemini_gateway.translate.generation import GEMINI_VOICES, OPENAI_VOICES
 from gemini_gateway.translate.models import bare_model, is_tts_model
 from gemini_gateway.translate.request import google_extras
 
 MAX_INPUT_CHARS = 4096
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
-ALWAYS_FORMATS = ("wav", "pcm")  # need no encoder
 OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 STREAM_FORMATS = ("audio", "sse")
-UNKNOWN_SIZE = 0xFFFFFFFF
 _VOICE_BY_LOWER = {name.lower(): name for name in GEMINI_VOICES}
 _CAMEL_BOUNDARY = re.compile(r"_([a-z0-9])")
 _SAFETY_FINISH = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION"})
@@ -221,16 +218,6 @@ def _decode_base64(data: str) -> bytes:
         return base64.b64decode(padded, altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return base64.b64decode(padded)
-
-
-def wav_stream_header(rate: int = DEFAULT_PCM_RATE, channels: int = 1, width: int = 2) -> bytes:
-    """A 44-byte RIFF/WAVE header for PCM of unknown length (sizes 0xFFFFFFFF)."""
-    block = channels * width
-    return (
-        b"RIFF" + struct.pack("<I", UNKNOWN_SIZE) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, width * 8)
-        + b"data" + struct.pack("<I", UNKNOWN_SIZE)
-    )
 
 
 def speech_usage(usage_metadata: Mapping[str, Any] | None) -> dict[str, int]:
