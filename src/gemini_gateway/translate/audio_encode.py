@@ -8,6 +8,7 @@ and opus need ``soundfile`` (libsndfile); both are dependencies, imported only w
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import io
@@ -114,8 +115,9 @@ class SndfileEncoder:
         return self._buffer.getvalue()
 
 
+@functools.cache
 def available_formats() -> tuple[str, ...]:
-    """Formats this installation can produce."""
+    """Formats this installation can produce (looked up once: installs do not change)."""
     formats = ALWAYS_FORMATS
     if importlib.util.find_spec("lameenc") is not None:
         formats = (*formats, "mp3")
