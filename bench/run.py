@@ -153,7 +153,7 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: f
 
 def measure_translation(
     model_url: str, bodies: dict[str, dict[bool, Path]]
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """The translation-only CPU per request, on the simulator's real answers to the bench's ask."""
     answers = []
     for action in (":generateContent", ":streamGenerateContent?alt=sse"):
