@@ -133,6 +133,16 @@ def test_nothinking_on_pro_is_a_clear_400(gateway) -> None:
     assert_openai_error(resp, 400, "invalid_request_error")
 
 
+def test_thinking_budget_out_of_range_is_a_clear_400_and_never_sent(gateway, sim) -> None:
+    before = len(sim.requests())
+    messages = [{"role": "user", "content": "x"}]
+    ask = {"model": "gemini-2.5-flash-thinking-99999", "messages": messages}
+    resp = post(gateway.base_url + "/chat/completions", ask, _headers(gateway))
+    error = assert_openai_error(resp, 400, "invalid_request_error")
+    assert error["param"] == "model" and "1 to 24576" in error["message"]
+    assert len(sim.requests()) == before
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "wrong"}],

@@ -178,3 +178,36 @@ def test_thinking_for_effort_refuses(model: str, effort: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         thinking_for_effort(model, effort)
     assert caught.value.param == "reasoning_effort"
+
+
+# Google's documented thinkingBudget ranges (ai.google.dev/gemini-api/docs/thinking#set-budget).
+@pytest.mark.parametrize(
+    ("name", "budget"),
+    [
+        ("gemini-2.5-pro-thinking-128", 128),
+        ("gemini-2.5-pro-thinking-32768", 32768),
+        ("gemini-2.5-flash-thinking-1", 1),
+        ("gemini-2.5-flash-thinking-24576", 24576),
+        ("gemini-2.5-flash-lite-thinking-512", 512),
+        ("gemini-2.5-flash-lite-preview-06-17-thinking-24576", 24576),
+        ("gemini-3-pro-preview-thinking-50000", 50000),  # levels, no documented budget range
+    ],
+)
+def test_thinking_budget_suffix_within_range(name: str, budget: int) -> None:
+    assert parse_model(name).thinking_budget == budget
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gemini-2.5-pro-thinking-127", "use 128 to 32768, -1 (dynamic)"),
+        ("gemini-2.5-pro-thinking-32769", "use 128 to 32768, -1 (dynamic)"),
+        ("gemini-2.5-flash-thinking-24577", "use 1 to 24576, -1 (dynamic), 0 (off)"),
+        ("gemini-2.5-flash-lite-thinking-511", "use 512 to 24576, -1 (dynamic), 0 (off)"),
+    ],
+)
+def test_thinking_budget_suffix_out_of_range_is_a_clear_400(name: str, expected: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_model(name)
+    assert caught.value.param == "model"
+    assert expected in caught.value.message

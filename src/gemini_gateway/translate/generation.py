@@ -25,6 +25,7 @@ from gemini_gateway.translate.audio_encode import available_formats
 from gemini_gateway.translate.call import ModelSpec
 from gemini_gateway.translate.models import (
     can_disable_thinking,
+    check_thinking_budget,
     is_image_model,
     is_tts_model,
     supports_thinking,
@@ -142,6 +143,7 @@ def thinking_config(
         ):
             raise InvalidRequest(f"{spec.upstream} cannot turn thinking off (budget 0)",
                                  param="google.thinking_config.thinking_budget")
+        check_thinking_budget(spec.upstream, budget, "google.thinking_config.thinking_budget")
         config["thinkingBudget"] = budget
     if level is not None:
         if not isinstance(level, str) or level.lower() not in _THINKING_LEVELS:

@@ -94,6 +94,34 @@ def can_disable_thinking(model: str) -> bool:
     return supports_thinking(name) and is_gemini25(name) and "-pro" not in name
 
 
+def thinking_budget_range(model: str) -> tuple[int, int] | None:
+    """The thinkingBudget range Google documents for a 2.5 model (-1, dynamic, is always taken;
+    0 where thinking can be turned off); None where no range is known (Gemini 3 takes levels)."""
+    name = bare_model(model)
+    if not is_gemini25(name) or not supports_thinking(name):
+        return None
+    if "-pro" in name:
+        return (128, 32768)
+    if "flash-lite" in name:
+        return (512, 24576)
+    return (1, 24576)
+
+
+def check_thinking_budget(model: str, budget: int, param: str) -> None:
+    """A 400 naming the range for a budget the model would refuse, instead of Google's terse one."""
+    bounds = thinking_budget_range(model)
+    if bounds is None or budget == -1 or (budget == 0 and can_disable_thinking(model)):
+        return
+    low, high = bounds
+    if not low <= budget <= high:
+        off = ", 0 (off)" if can_disable_thinking(model) else ""
+        raise InvalidRequest(
+            f"thinking budget {budget} is out of range for {bare_model(model)}: use {low} to "
+            f"{high}, -1 (dynamic){off}",
+            param=param,
+        )
+
+
 def thinking_levels(model: str) -> tuple[str, ...]:
     """The thinkingLevel values a Gemini 3 model takes (lower case); () for other models."""
     name = bare_model(model)
@@ -144,8 +172,9 @@ def parse_model(name: object) -> ModelSpec:
     if match:
         upstream = match["base"]
         _require_thinking(upstream, name)
-        return ModelSpec(name, upstream, include_thoughts=True,
-                         thinking_budget=int(match["budget"]))
+        budget = int(match["budget"])
+        check_thinking_budget(upstream, budget, "model")
+        return ModelSpec(name, upstream, include_thoughts=True, thinking_budget=budget)
     if base.endswith("-nothinking"):
         upstream = base.removesuffix("-nothinking")
         if not supports_thinking(upstream):
