@@ -108,6 +108,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Bearer token for /admin/v1; unset turns the admin API off.",
         secret=True,
     ),
+    Setting(
+        "key_encryption_secret",
+        str,
+        "",
+        "Encrypts upstream keys stored in the database (a long random string, the same on every "
+        "replica; keys stored with it cannot be read without it). Unset: stored as given.",
+        secret=True,
+    ),
     Setting("ledger_retention_days", int, 90, "Days usage rows are kept; 0 keeps them forever."),
     # Media in
     Setting(

@@ -507,6 +507,28 @@ def test_stored_keys_merge_with_env_keys_and_show_their_state(
     assert keys[env_ids[1]]["state"] == "disabled" and keys[env_ids[0]]["state"] == "healthy"
 
 
+def test_stored_keys_can_be_encrypted_at_rest(
+    start_gateway: Callable[..., GatewayProcess], sim: SimulatorHandle
+) -> None:
+    gw = start_gateway(key_encryption_secret="operator-secret-" + secrets.token_hex(16))
+    stored = "sim-stored-encrypted-0001"
+    key_id = json.loads(gw.cli("key", "add", stored, "--json").stdout)["id"]
+    conn = sqlite3.connect(gw.data_dir / "gateway.db")
+    try:
+        (raw,) = conn.execute("SELECT secret FROM upstream_keys WHERE id = ?", (key_id,)).fetchone()
+    finally:
+        conn.close()
+    assert raw.startswith("enc1:") and stored not in raw
+    # The running gateway decrypts it and uses it beside the keys from the environment.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and stored not in {r["key"] for r in sim.requests()}:
+        assert _ask(gw, gw.license).status == 200
+    assert stored in {r["key"] for r in sim.requests()}
+    listed = gw.cli("key", "list").stdout
+    assert key_id in listed and stored not in listed and "enc1:" not in listed
+    assert stored not in gw.logs()
+
+
 def test_an_invalid_key_disabled_by_the_gateway_can_be_enabled_again(
     start_gateway: Callable[..., GatewayProcess], sim: SimulatorHandle
 ) -> None:

@@ -13,6 +13,7 @@ second finds the schema already at head.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,11 +26,13 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from gemini_gateway.config import Settings
+from gemini_gateway.store.key_cipher import KeyCipher
 from gemini_gateway.store.ledger import Ledger
 from gemini_gateway.store.licenses import Licenses
 from gemini_gateway.store.upstream_keys import UpstreamKeys
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger("gemini_gateway.keys")
 # Any fixed 64-bit number; every gateway process agrees on it.
 _MIGRATION_LOCK = 7_263_617_046_179_871_001
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -132,7 +135,8 @@ class Store:
         self.database = database
         self.settings = settings
         self.licenses = Licenses(database)
-        self.upstream_keys = UpstreamKeys(database)
+        secret = str(settings.key_encryption_secret)
+        self.upstream_keys = UpstreamKeys(database, KeyCipher(secret) if secret else None)
         self.ledger = Ledger(database, retention_days=int(settings.ledger_retention_days))
 
     @property
@@ -146,10 +150,13 @@ class Store:
         database = connect(settings.effective_database_url)
         try:
             await migrate(database)
+            store = cls(database, settings)
+            encrypted = await store.upstream_keys.encrypt_stored()
         except BaseException:
             await database.close()
             raise
-        store = cls(database, settings)
+        if encrypted:
+            log.warning("encrypted %d upstream keys stored in plain text before", encrypted)
         if background:
             store.ledger.start_pruning()
         return store
