@@ -147,6 +147,38 @@ def test_agent_loop_appending_the_sdk_message(gateway: Any, sim: Any) -> None:
     assert '{"content":"sunny"}' in final.choices[0].message.content
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_name_gemini_refuses_is_renamed_there_and_back(gateway: Any, sim: Any,
+                                                         stream: bool) -> None:
+    """OpenAI takes '2fa_lookup'; Gemini refuses a leading digit. The client never notices."""
+    tool = {"type": "function", "function": {"name": "2fa_lookup", "parameters": {
+        "type": "object", "properties": {"user": {"type": "string"}}, "required": ["user"]}}}
+    client = gateway.client()
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Find the code for ann"}]
+    kwargs = {"model": "gemini-2.5-flash", "tools": [tool], "stream": stream,
+              "tool_choice": {"type": "function", "function": {"name": "2fa_lookup"}}}
+    if stream:
+        calls = _stream_tool_calls(list(client.chat.completions.create(messages=messages,
+                                                                       **kwargs)))
+    else:
+        message = client.chat.completions.create(messages=messages, **kwargs).choices[0].message
+        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                 for c in message.tool_calls]
+    assert [c["name"] for c in calls] == ["2fa_lookup"]
+    first = _generate_bodies(sim)[-1]
+    assert first["tools"][0]["functionDeclarations"][0]["name"] == "_2fa_lookup"
+    assert first["toolConfig"]["functionCallingConfig"]["allowedFunctionNames"] == ["_2fa_lookup"]
+    messages.append({"role": "assistant", "content": None, "tool_calls": [
+        {"id": calls[0]["id"], "type": "function",
+         "function": {"name": "2fa_lookup", "arguments": calls[0]["arguments"]}}]})
+    messages.append({"role": "tool", "tool_call_id": calls[0]["id"], "content": "424242"})
+    kwargs.pop("tool_choice")
+    client.chat.completions.create(messages=messages, **kwargs)
+    second = _generate_bodies(sim)[-1]["contents"]
+    assert second[1]["parts"][0]["functionCall"]["name"] == "_2fa_lookup"
+    assert second[2]["parts"][0]["functionResponse"]["name"] == "_2fa_lookup"
+
+
 def test_history_without_signatures_on_gemini3(gateway: Any, sim: Any) -> None:
     client = gateway.client()
     final = client.chat.completions.create(model=THINKING_MODEL, tools=[WEATHER_TOOL], messages=[

@@ -69,6 +69,13 @@ def test_empty_parts_and_empty_part_are_refused() -> None:
     assert "contents[0].parts[0].data: required oneof field 'data'" in err.message
 
 
+@pytest.mark.parametrize("name", ["2fa", "-dash", "has space", "x" * 65])
+def test_function_names_gemini_refuses(name: str) -> None:
+    declaration = {"name": name, "description": "d"}
+    err = _refusal({"contents": [_user()], "tools": [{"functionDeclarations": [declaration]}]})
+    assert "tools[0].function_declarations[0].name: Invalid function name" in err.message
+
+
 def test_thinking_budget_zero_is_refused_on_pro_only() -> None:
     body = {"contents": [_user()], "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}}
     _check(body, "gemini-2.5-flash")

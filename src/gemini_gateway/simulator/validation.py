@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from gemini_gateway.simulator import catalog
 from gemini_gateway.simulator.google_errors import GoogleError
 
 SIGNATURE_PREFIX = b"simsig:"
+_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
 # Values Google documents as accepted in place of a real signature (thought-signatures guide).
 DUMMY_SIGNATURES = frozenset(
     {"context_engineering_is_the_way_to_go", "skip_thought_signature_validator"}
@@ -32,6 +34,7 @@ def check_generate_request(body: dict[str, Any], model: str) -> None:
         role = content.get("role") or ""
         if role not in ("", "user", "model"):
             raise GoogleError(400, "Please use a valid role: user, model.")
+    _check_function_names(body.get("tools") or [])
     config = body.get("generationConfig") or {}
     _check_thinking(config.get("thinkingConfig"), model)
     _check_modalities(config.get("responseModalities"), model)
@@ -85,6 +88,19 @@ _DATA_FIELDS = (
 
 def _has_data(part: dict[str, Any]) -> bool:
     return any(name in part for name in _DATA_FIELDS)
+
+
+def _check_function_names(tools: list[dict[str, Any]]) -> None:
+    for t, tool in enumerate(tools):
+        for d, declaration in enumerate(tool.get("functionDeclarations") or []):
+            if not _FUNCTION_NAME.fullmatch(str(declaration.get("name") or "")):
+                raise GoogleError(
+                    400,
+                    f"* GenerateContentRequest.tools[{t}].function_declarations[{d}].name: "
+                    "Invalid function name. Must start with a letter or an underscore. Must be "
+                    "alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:) or dashes "
+                    "(-), with a maximum length of 64.\n",
+                )
 
 
 def _check_thinking(thinking: dict[str, Any] | None, model: str) -> None:

@@ -283,7 +283,7 @@ class PartRenderer:
             if self.call.extra.get("single_tool_call") and self.tool_call_count:
                 return
             self._close_think(out)
-            out.tool_calls.append(function_call_to_tool_call(part))
+            out.tool_calls.append(function_call_to_tool_call(part, declared=self.call.tool_names))
             self.tool_call_count += 1
             return
         text = tool_part_to_text(part)

@@ -30,12 +30,32 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gemini_gateway.errors import InvalidRequest
+
+# FunctionDeclaration.name: letters, digits, underscores, dots, colons and dashes, at most 64,
+# starting with a letter or an underscore. OpenAI's: [A-Za-z0-9_-]{1,64}, any first character.
+GEMINI_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
+
+
+def gemini_function_name(name: str) -> str:
+    """The name Gemini is sent for a client's function: its own, or ``_`` + it where Gemini
+    refuses the first character (a digit or a dash); ``client_function_name`` undoes it."""
+    return name if GEMINI_FUNCTION_NAME.fullmatch(name) else "_" + name
+
+
+def client_function_name(name: str, declared: Sequence[str]) -> str:
+    """A ``functionCall`` name as the client declared it (``_2fa`` → ``2fa``, unless the client
+    declared ``_2fa`` itself)."""
+    if name in declared or not name.startswith("_") or name[1:] not in declared:
+        return name
+    return name[1:]
+
 
 SIGNATURE_MARK = "__ts_"
 GEMINI_ID_MARK = "__id_"
@@ -88,8 +108,8 @@ def _id_text_to_signature(text: str) -> str:
     return standard
 
 
-def function_call_to_tool_call(part: Mapping[str, Any], *, index: int | None = None
-                               ) -> dict[str, Any]:
+def function_call_to_tool_call(part: Mapping[str, Any], *, index: int | None = None,
+                               declared: Sequence[str] = ()) -> dict[str, Any]:
     """One Gemini ``functionCall`` part → an OpenAI tool call (a stream delta with ``index``).
 
     The streaming shape is the same object plus ``index``: Gemini sends each call whole, so the
@@ -105,7 +125,7 @@ def function_call_to_tool_call(part: Mapping[str, Any], *, index: int | None = N
     out["type"] = "function"
     args = call.get("args")
     out["function"] = {
-        "name": call.get("name", ""),
+        "name": client_function_name(str(call.get("name", "")), declared),
         "arguments": json.dumps(args if args is not None else {}, ensure_ascii=False,
                                 separators=(",", ":")),
     }
@@ -115,10 +135,11 @@ def function_call_to_tool_call(part: Mapping[str, Any], *, index: int | None = N
 
 
 def function_calls_to_tool_calls(parts: Iterable[Mapping[str, Any]], *,
-                                 single_call: bool = False) -> list[dict[str, Any]]:
+                                 single_call: bool = False, declared: Sequence[str] = ()
+                                 ) -> list[dict[str, Any]]:
     """All ``functionCall`` parts of a candidate → ``message.tool_calls`` (first only if
     ``single_call``: the client set ``parallel_tool_calls: false``)."""
-    calls = [function_call_to_tool_call(p) for p in parts if "functionCall" in p]
+    calls = [function_call_to_tool_call(p, declared=declared) for p in parts if "functionCall" in p]
     return calls[:1] if single_call else calls
 
 
@@ -149,8 +170,8 @@ def tool_calls_to_parts(tool_calls: Sequence[Any], *, gemini3: bool,
         if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
             raise InvalidRequest("A tool call needs function.name.", param=f"{param}.function")
         part: dict[str, Any] = {
-            "functionCall": {"name": fn["name"], "args": _parse_arguments(fn.get("arguments"),
-                                                                          param)}
+            "functionCall": {"name": gemini_function_name(fn["name"]),
+                             "args": _parse_arguments(fn.get("arguments"), param)}
         }
         gemini_id = gemini_id_from_tool_call_id(call["id"]) if isinstance(call.get("id"), str) \
             else None
@@ -204,7 +225,7 @@ def tool_message_to_part(message: Mapping[str, Any], names: Mapping[str, str], *
             "message.",
             param=f"{param}.tool_call_id",
         )
-    response: dict[str, Any] = {"name": names[call_id],
+    response: dict[str, Any] = {"name": gemini_function_name(names[call_id]),
                                 "response": tool_result_to_response(message.get("content"))}
     gemini_id = gemini_id_from_tool_call_id(call_id)
     if gemini_id:
@@ -253,7 +274,7 @@ def message_tool_parts(message: Mapping[str, Any], names: Mapping[str, str], *, 
         name = message.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidRequest("A function message needs a name.", param=f"{param}.name")
-        return [{"functionResponse": {"name": name,
+        return [{"functionResponse": {"name": gemini_function_name(name),
                                       "response": tool_result_to_response(message.get("content"))}}]
     calls = message.get("tool_calls")
     if not calls and isinstance(message.get("function_call"), Mapping):

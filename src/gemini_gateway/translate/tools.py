@@ -33,6 +33,7 @@ from gemini_gateway.translate.schema import (
     json_schema_to_gemini_schema,
     takes_json_schema,
 )
+from gemini_gateway.translate.toolcalls import GEMINI_FUNCTION_NAME, gemini_function_name
 
 # OpenAI-side names of built-in tools → the Gemini Tool field they turn on.
 BUILTIN_TOOLS = {
@@ -43,9 +44,9 @@ BUILTIN_TOOLS = {
     "urlContext": "urlContext",
     "url_context": "urlContext",
 }
-# FunctionDeclaration.name: letters, digits, underscores, dots, colons and dashes, at most 64,
-# starting with a letter or an underscore.
-_FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]{0,63}")
+# OpenAI's function names; those Gemini refuses only for their first character are sent as
+# ``_`` + the name and mapped back (toolcalls.gemini_function_name / client_function_name).
+_OPENAI_FUNCTION_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _MODES = {"none": "NONE", "auto": "AUTO", "required": "ANY"}
 
 
@@ -96,7 +97,7 @@ def tools_to_gemini(request: Mapping[str, Any], model: str) -> ToolPlan:
     if mode is not None and functions:
         calling: dict[str, Any] = {"mode": mode}
         if allowed:
-            calling["allowedFunctionNames"] = allowed
+            calling["allowedFunctionNames"] = [gemini_function_name(n) for n in allowed]
         tool_config["functionCallingConfig"] = calling
     if builtins and functions:
         tool_config["includeServerSideToolInvocations"] = True
@@ -131,6 +132,8 @@ def _split_tools(request: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list
     functions: list[dict[str, Any]] = []
     builtins: list[str] = []
     seen: set[str] = set()
+    all_names = {fn["name"] for _, fn in entries if isinstance(fn, Mapping) and
+                 isinstance(fn.get("name"), str)}
     for param, fn in entries:
         if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
             raise InvalidRequest("A function tool needs a name.", param=f"{param}.name")
@@ -139,21 +142,29 @@ def _split_tools(request: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list
             if BUILTIN_TOOLS[name] not in builtins:
                 builtins.append(BUILTIN_TOOLS[name])
             continue
-        if not _FUNCTION_NAME.fullmatch(name):
+        if not GEMINI_FUNCTION_NAME.fullmatch(name) and not _OPENAI_FUNCTION_NAME.fullmatch(name):
             raise InvalidRequest(
-                f"Function name {name!r} is not valid for Gemini: it must start with a letter or "
-                "an underscore and hold at most 64 letters, digits, '_', '.', ':' or '-'.",
+                f"Function name {name!r} is not valid: use at most 64 letters, digits, '_', '.', "
+                "':' or '-', starting with a letter or an underscore (or up to 63 letters, "
+                "digits, '_' or '-' starting otherwise).",
                 param=f"{param}.name",
             )
         if name in seen:
             raise InvalidRequest(f"Function {name!r} is declared twice.", param=f"{param}.name")
+        alias = gemini_function_name(name)
+        if alias != name and alias in all_names:
+            raise InvalidRequest(
+                f"Functions {name!r} and {alias!r} would both reach Gemini as {alias!r} (Gemini "
+                "refuses a name that starts with a digit or a dash); rename one.",
+                param=f"{param}.name",
+            )
         seen.add(name)
         functions.append(dict(fn))
     return functions, builtins
 
 
 def _declaration(fn: Mapping[str, Any], json_schema: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": fn["name"]}
+    out: dict[str, Any] = {"name": gemini_function_name(fn["name"])}
     if isinstance(fn.get("description"), str) and fn["description"]:
         out["description"] = fn["description"]
     params = fn.get("parameters")
