@@ -13,8 +13,10 @@ from google.ai.generativelanguage_v1beta import types as gl
 from gemini_gateway.errors import InvalidRequest
 from gemini_gateway.translate.toolcalls import (
     SKIP_SIGNATURE,
+    client_function_name,
     function_call_to_tool_call,
     function_calls_to_tool_calls,
+    gemini_function_name,
     message_tool_parts,
     new_tool_call_id,
     signature_from_tool_call_id,
@@ -195,3 +197,20 @@ def test_message_tool_parts_for_each_role() -> None:
     legacy_result = {"role": "function", "name": "f", "content": "done"}
     assert message_tool_parts(legacy_result, {}, gemini3=False) == [
         {"functionResponse": {"name": "f", "response": {"content": "done"}}}]
+
+
+@pytest.mark.parametrize(
+    ("client", "gemini"),
+    [("get_weather", "get_weather"), ("_private", "_private"), ("2fa_lookup", "_2fa_lookup"),
+     ("-dash", "_-dash"), ("a.b:c-d", "a.b:c-d")],
+)
+def test_function_names_there_and_back(client: str, gemini: str) -> None:
+    assert gemini_function_name(client) == gemini
+    assert client_function_name(gemini, [client]) == client
+
+
+def test_a_client_underscore_name_is_never_stripped() -> None:
+    assert client_function_name("_2fa", ["_2fa"]) == "_2fa"
+    assert client_function_name("_unknown", ["known"]) == "_unknown"  # not ours to change
+    part = {"functionCall": {"name": "_2fa", "args": {}}}
+    assert function_call_to_tool_call(part, declared=["2fa"])["function"]["name"] == "2fa"
