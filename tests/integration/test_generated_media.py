@@ -245,6 +245,19 @@ def test_tts_model_on_chat_in_flac(gateway: Any, sim: Any, stream: bool) -> None
         assert served.headers["content-type"] == "audio/flac" and served.body == flac
 
 
+def test_tts_model_on_chat_streamed_as_pcm16_is_still_a_wav(gateway: Any, sim: Any) -> None:
+    """OpenAI requires pcm16 when streaming audio; the chat endpoint answers with its WAV."""
+    body = {"model": "gemini-2.5-flash-preview-tts", "stream": True,
+            "audio": {"voice": "alloy", "format": "pcm16"},
+            "messages": [{"role": "user", "content": "Read this aloud please"}]}
+    resp = post(gateway.base_url + "/chat/completions", body, _auth(gateway))
+    assert resp.status == 200, resp.body
+    (audio,) = [c["choices"][0]["delta"]["audio"] for c in resp.chunks()
+                if c["choices"] and c["choices"][0]["delta"].get("audio")]
+    rate, _, _, frames = _wav_frames(base64.b64decode(audio["data"]))
+    assert rate == 24000 and frames == pcm_tone(len(_spoken_text(sim.requests()[-1]).split()))
+
+
 def test_chat_audio_format_without_an_encoder_is_400(gateway: Any) -> None:
     body = {"model": "gemini-2.5-flash-preview-tts", "audio": {"voice": "Kore", "format": "aac"},
             "messages": [{"role": "user", "content": "Hi"}]}

@@ -243,7 +243,7 @@ def test_audio_format() -> None:
     assert audio_format({"audio": {"voice": "alloy", "format": "mp3"}}) == "mp3"
     assert audio_format({"audio": {"voice": "alloy", "format": "flac"}}) == "flac"
     assert audio_format({"audio": {"voice": "alloy", "format": "opus"}}) == "opus"
-    assert audio_format({"audio": {"voice": "alloy", "format": "pcm16"}}) == "pcm"
+    assert audio_format({"audio": {"voice": "alloy", "format": "pcm16"}}) == "wav"  # as always
     assert audio_format({}) is None
     for wrong in (1, "ogg", "pcm"):  # "pcm" is the speech API's name; chat says "pcm16"
         with pytest.raises(InvalidRequest) as caught:

@@ -402,14 +402,6 @@ def test_tts_audio_in_the_format_the_request_asked_for(fmt: str, mime: str, magi
         assert (rate, samples.tobytes()) == (24000, pcm)
 
 
-def test_tts_audio_as_pcm16_is_the_raw_samples() -> None:
-    pcm = struct.pack("<4h", 1, -1, 2, -2)
-    call = make_call("gemini-2.5-flash-preview-tts", extra={"audio_format": "pcm"})
-    message = translate(_pcm_response(pcm), call)["choices"][0]["message"]
-    assert base64.b64decode(message["audio"]["data"]) == pcm
-    assert message["content"].startswith("[audio](data:audio/pcm;base64,")
-
-
 def test_audio_rate_comes_from_mime_and_pieces_are_joined() -> None:
     first, second = b"\x01\x00\x02\x00", b"\x03\x00"
     response = _pcm_response(first, "audio/pcm;rate=16000")

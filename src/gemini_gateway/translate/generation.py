@@ -198,8 +198,11 @@ CHAT_AUDIO_FORMATS = ("wav", "mp3", "flac", "opus", "pcm16", "aac")  # OpenAI's 
 
 
 def audio_format(request: Mapping[str, Any]) -> str | None:
-    """``audio.format`` for the response side, which encodes the audio: our encoder's name for it
-    (``pcm16`` is ``pcm``), or a 400 when it is not OpenAI's or this installation cannot make it.
+    """``audio.format`` for the response side, which encodes the audio: the encoder's name, or a
+    400 when it is not OpenAI's or this installation cannot make it.
+
+    ``pcm16`` (which OpenAI requires when streaming) gets a WAV, the samples behind a 44-byte
+    header, as the chat endpoint always gave: a client that reads WAV, as most do, keeps working.
     """
     audio = request.get("audio")
     fmt = audio.get("format") if isinstance(audio, Mapping) else None
@@ -209,7 +212,7 @@ def audio_format(request: Mapping[str, Any]) -> str | None:
         raise InvalidRequest(
             f"audio.format must be one of {', '.join(CHAT_AUDIO_FORMATS)}", param="audio.format"
         )
-    name = "pcm" if fmt == "pcm16" else fmt
+    name = "wav" if fmt == "pcm16" else fmt
     if name not in available_formats():
         usable = ["pcm16" if f == "pcm" else f for f in available_formats()]
         raise InvalidRequest(
