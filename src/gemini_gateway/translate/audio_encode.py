@@ -14,7 +14,7 @@ import importlib.util
 import io
 from typing import Protocol
 
-from gemini_gateway.translate.audio import wav_stream_header
+from gemini_gateway.translate.audio import pcm_to_wav, wav_stream_header
 
 ALWAYS_FORMATS = ("wav", "pcm")  # need no encoder
 
@@ -138,6 +138,9 @@ def encoder_for(fmt: str, rate: int, channels: int) -> AudioEncoder:
 
 
 def encode(pcm: bytes, fmt: str, rate: int, channels: int) -> tuple[bytes, str]:
-    """A whole answer's samples as one file of ``fmt``: (bytes, content type)."""
+    """A whole answer's samples as one file of ``fmt``: (bytes, content type). A whole WAV
+    knows its length, so it gets real sizes, not the streaming header's "unknown"."""
+    if fmt == "wav":
+        return pcm_to_wav(pcm, rate=rate, channels=channels), "audio/wav"
     encoder = encoder_for(fmt, rate, channels)
     return encoder.feed(pcm) + encoder.finish(), encoder.content_type

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemini_gateway.translate.audio import is_pcm_audio, pcm_format, pcm_to_wav
+from gemini_gateway.translate.audio import is_pcm_audio, pcm_format
 from gemini_gateway.translate.audio_encode import encode as encode_audio
 from gemini_gateway.translate.call import GeminiCall, ResponseContext
 from gemini_gateway.translate.tool_output import (
@@ -315,10 +315,7 @@ def speech_to_audio(
     rate, channels = pieces[0].rate, pieces[0].channels
     pcm = b"".join(p.pcm for p in pieces)
     fmt = call.extra.get("audio_format") or "wav"
-    if fmt == "wav":
-        encoded, mime = pcm_to_wav(pcm, rate=rate, channels=channels), "audio/wav"
-    else:
-        encoded, mime = encode_audio(pcm, fmt, rate, channels)
+    encoded, mime = encode_audio(pcm, fmt, rate, channels)
     data = base64.b64encode(encoded).decode("ascii")
     ttl = int(call.extra.get("generated_media_ttl", DEFAULT_MEDIA_TTL))
     audio = {"id": audio_id, "data": data, "expires_at": ctx.created + ttl,
