@@ -20,6 +20,7 @@ from gemini_gateway.store.limits import (
     build_limiter,
     format_reset,
 )
+from gemini_gateway.store.limits_lease import LeasedCounters
 from gemini_gateway.store.limits_memory import MemoryCounters
 from gemini_gateway.store.limits_redis import RedisCounters
 
@@ -52,10 +53,10 @@ class CountingBackend:
         return await self.inner.reserve(counters, slot)
 
     async def adjust(
-        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, member: str | None
+        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, members: Sequence[str]
     ) -> None:
         self.calls += 1
-        await self.inner.adjust(deltas, slot_key, member)
+        await self.inner.adjust(deltas, slot_key, members)
 
     async def seed(self, key: str, value: int, ttl: int) -> None:
         self.calls += 1
@@ -65,23 +66,40 @@ class CountingBackend:
         await self.inner.close()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "leased-memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        pytest.param("leased-redis", marks=pytest.mark.redis),
+    ]
+)
 async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
-    """A factory of backends sharing one store (so two of them act as two replicas)."""
+    """A factory of backends sharing one store (so two of them act as two replicas).
+
+    The ``leased-*`` ones hand out blocks locally (``limits_lease``); every rule below must hold
+    through them as well. Each call gives a new replica with blocks of its own."""
     made: list[CounterBackend] = []
-    if request.param == "memory":
+    leased = request.param.startswith("leased-")
+    shared: MemoryCounters | None = None
+    if request.param.endswith("memory"):
         shared = MemoryCounters()
 
-        def factory() -> CounterBackend:
+        def store() -> CounterBackend:
+            assert shared is not None
             return shared
     else:
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_key_prefix")
 
-        def factory() -> CounterBackend:
-            backend = RedisCounters.from_url(url, prefix=prefix)
+        def store() -> CounterBackend:
+            return RedisCounters.from_url(url, prefix=prefix)
+
+    def factory() -> CounterBackend:
+        backend = LeasedCounters(store()) if leased else store()
+        if backend is not shared:
             made.append(backend)
-            return backend
+        return backend
 
     yield factory
     for backend in made:
@@ -331,7 +349,8 @@ async def test_build_limiter_picks_the_backend(redis_url: str) -> None:
     assert isinstance(memory.backend, MemoryCounters)
     shared = build_limiter(Settings({"redis_url": redis_url}))
     try:
-        assert isinstance(shared.backend, RedisCounters)
+        assert isinstance(shared.backend, LeasedCounters)
+        assert isinstance(shared.backend.store, RedisCounters)
         admission = await shared.admit(LicenseLimits("build", rpm=1), estimated_tokens=1)
         assert admission.headers["x-ratelimit-remaining-requests"] == "0"
     finally:

@@ -4,7 +4,8 @@ The rules live here once; a backend only applies them atomically. For each admis
 ``Limiter`` turns a license's limits into a list of ``CounterCheck``s (one key, a limit, an
 amount, a time to live) plus an optional ``SlotCheck`` (concurrency), and the backend does
 "check all, then apply all, or apply none" in one step: ``limits_memory.MemoryCounters`` for one
-process, ``limits_redis.RedisCounters`` (one Lua script, one round trip) for replicas sharing Redis.
+process, ``limits_redis.RedisCounters`` (one Lua script, one round trip) for replicas sharing Redis,
+behind ``limits_lease.LeasedCounters`` so that most requests take from a block held locally.
 
 Windows are fixed and aligned to UTC: the minute for rpm/tpm, the calendar day or month for a
 windowed quota. Tokens are reserved before the upstream call (an estimate) and replaced by the
@@ -40,33 +41,54 @@ _WINDOW_GRACE = 120
 @dataclass(frozen=True, slots=True)
 class CounterCheck:
     """Add ``amount`` to ``key`` only if the result stays within ``limit``; expire after ``ttl``
-    seconds (0: never)."""
+    seconds (0: never).
+
+    ``extra`` asks for that much more on top (a block for ``limits_lease``), granted only if the
+    counter then stays within ``cap``; the check against ``limit`` is about ``amount`` alone.
+    """
 
     key: str
     limit: int
     amount: int
     ttl: int
+    extra: int = 0
+    cap: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class SlotCheck:
-    """Hold one of ``limit`` concurrency slots as ``member`` until ``expires_at`` (a lease)."""
+    """Hold one of ``limit`` concurrency slots as ``member`` until ``expires_at`` (a lease).
+
+    ``extra`` asks for that many more slots (``extra_slot_member(member, 1..extra)``), granted
+    only if the slots held then stay within ``cap``.
+    """
 
     key: str
     limit: int
     member: str
     now: float
     expires_at: float
+    extra: int = 0
+    cap: int = 0
+
+
+def extra_slot_member(member: str, index: int) -> str:
+    """The name of the ``index``-th extra slot taken along with ``member`` (1-based)."""
+    return f"{member}+{index}"
 
 
 @dataclass(frozen=True, slots=True)
 class ReserveResult:
     """``refused``: index of the first check that failed (``len(counters)`` = the slot), or None.
-    ``values``: each counter's value (after the increment when admitted); ``slots``: slots held."""
+    ``values``: each counter's value (after the increment when admitted); ``slots``: slots held.
+    ``granted``: what was added to each counter (its amount, plus its extra when that fitted);
+    ``slots_granted``: slots taken (1, or 1 + the slot's extra). Both empty/0 when refused."""
 
     refused: int | None
     values: list[int]
     slots: int
+    granted: list[int] = field(default_factory=list)
+    slots_granted: int = 0
 
 
 class CounterBackend(Protocol):
@@ -79,9 +101,9 @@ class CounterBackend(Protocol):
     ) -> ReserveResult: ...
 
     async def adjust(
-        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, member: str | None
+        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, members: Sequence[str]
     ) -> None:
-        """Add each delta to its counter if it still exists; free the slot ``member``."""
+        """Add each delta to its counter if it still exists; free the slots ``members``."""
         ...
 
     async def seed(self, key: str, value: int, ttl: int) -> None:
@@ -210,7 +232,8 @@ class Admission:
         if self._backend is None or not (deltas or self._member):
             return
         try:
-            await self._backend.adjust(deltas, self._slot_key, self._member)
+            members = (self._member,) if self._member else ()
+            await self._backend.adjust(deltas, self._slot_key, members)
         except Exception:  # the response is already out; losing one adjustment beats failing it
             log.warning("could not settle a limits reservation", exc_info=True)
 
@@ -380,9 +403,11 @@ def build_limiter(settings: Settings, *, tokens_used: TokensUsed | None = None) 
     Pass ``tokens_used=store.ledger.tokens_used`` so that quotas start from what the ledger has.
     """
     if settings.redis_url:
+        from gemini_gateway.store.limits_lease import LeasedCounters
         from gemini_gateway.store.limits_redis import RedisCounters
 
-        return Limiter(RedisCounters.from_url(str(settings.redis_url)), tokens_used=tokens_used)
+        shared = RedisCounters.from_url(str(settings.redis_url))
+        return Limiter(LeasedCounters(shared), tokens_used=tokens_used)
     from gemini_gateway.store.limits_memory import MemoryCounters
 
     return Limiter(MemoryCounters(), tokens_used=tokens_used)

@@ -9,7 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from gemini_gateway.store.limits import CounterCheck, ReserveResult, SlotCheck
+from gemini_gateway.store.limits import (
+    CounterCheck,
+    ReserveResult,
+    SlotCheck,
+    extra_slot_member,
+)
 
 _SWEEP_EVERY = 60.0
 
@@ -52,19 +57,31 @@ class MemoryCounters:
                 refused = len(counters)
         if refused is not None:
             return ReserveResult(refused, values, held)
+        granted = []
         for i, c in enumerate(counters):
             expires = self._counters[c.key][1] if c.key in self._counters else 0.0
             if not expires and c.ttl:
                 expires = now + c.ttl
-            values[i] += c.amount
+            grant = c.amount
+            if c.extra > 0 and values[i] + c.amount + c.extra <= c.cap:
+                grant += c.extra
+            granted.append(grant)
+            values[i] += grant
             self._counters[c.key] = (values[i], expires)
+        slots_granted = 0
         if slot is not None:
-            self._slots[slot.key][slot.member] = slot.expires_at
-            held += 1
-        return ReserveResult(None, values, held)
+            leases = self._slots[slot.key]
+            leases[slot.member] = slot.expires_at
+            slots_granted = 1
+            if slot.extra > 0 and held + 1 + slot.extra <= slot.cap:
+                for index in range(1, slot.extra + 1):
+                    leases[extra_slot_member(slot.member, index)] = slot.expires_at
+                slots_granted += slot.extra
+            held += slots_granted
+        return ReserveResult(None, values, held, granted, slots_granted)
 
     async def adjust(
-        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, member: str | None
+        self, deltas: Sequence[tuple[str, int]], slot_key: str | None, members: Sequence[str]
     ) -> None:
         now = self._clock()
         for key, delta in deltas:
@@ -72,8 +89,10 @@ class MemoryCounters:
             if entry is None or (entry[1] and entry[1] <= now):
                 continue  # the window is gone: nothing left to correct
             self._counters[key] = (max(0, entry[0] + delta), entry[1])
-        if slot_key is not None and member is not None:
-            self._slots.get(slot_key, {}).pop(member, None)
+        if slot_key is not None:
+            leases = self._slots.get(slot_key, {})
+            for member in members:
+                leases.pop(member, None)
 
     async def seed(self, key: str, value: int, ttl: int) -> None:
         now = self._clock()
