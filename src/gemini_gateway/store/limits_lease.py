@@ -89,6 +89,7 @@ class LeasedCounters:
         self._aliases: dict[str, str] = {}  # the limiter's member -> the free member it got
         self._stale: dict[str, list[str]] = {}  # slot key -> ours, too little lease left to reuse
         self._asking: set[str] = set()  # counters and slot sets with a block on its way
+        self._topping_up: set[asyncio.Future[None]] = set()
         self._returner: asyncio.Task[None] | None = None
 
     async def reserve(
@@ -133,9 +134,12 @@ class LeasedCounters:
                 if allowance is not None:
                     check = counters[index]
                     allowance.units += grant - ask.amount
-                    allowance.block = _block(
-                        check.limit, check.amount, BLOCK_REQUESTS * check.amount
-                    )
+                    if ask.extra and grant == ask.amount:  # declined: past half the limit
+                        allowance.block = 0  # no more blocks (nor top-ups) for it
+                    elif ask.extra:
+                        allowance.block = _block(
+                            check.limit, check.amount, BLOCK_REQUESTS * check.amount
+                        )
                     allowance.seen = value
                     lent = True
                 values[index] = max(0, value - self._units(ask.key))
@@ -146,9 +150,68 @@ class LeasedCounters:
                 self._start_returner()
         if slot is not None and member is not None:
             self._aliases[slot.member] = member
+        self._prefetch(counters, slot)
         return ReserveResult(
             None, values, 0, [check.amount for check in counters], 0 if slot is None else 1
         )
+
+    def _prefetch(self, counters: Sequence[CounterCheck], slot: SlotCheck | None) -> None:
+        """Top up blocks running low in the background, so requests seldom wait for the store."""
+        low = []  # (check, allowance) of blocks below full; topped up together once one is
+        running_low = False  # below half
+        for check in counters:
+            allowance = self._allowances.get(check.key)
+            if allowance is None or not allowance.block or check.key in self._asking:
+                continue
+            if allowance.units < allowance.block:
+                low.append((check, allowance))
+                running_low = running_low or allowance.units < allowance.block // 2
+        checks = [
+            replace(check, amount=0, extra=allowance.block - allowance.units, cap=check.limit // 2)
+            for check, allowance in (low if running_low else ())
+        ]
+        slot_check = None
+        if (
+            slot is not None
+            and slot.key not in self._asking
+            and _block(slot.limit, 1, SLOT_BLOCK) > 1
+            and len(self._free_slots.get(slot.key, ())) < SLOT_BLOCK // 2
+        ):
+            slot_check = replace(
+                slot, member=slot.member + "~", extra=SLOT_BLOCK - 1, cap=slot.limit // 2
+            )
+        if not checks and slot_check is None:
+            return
+        keys = [check.key for check in checks] + ([slot_check.key] if slot_check else [])
+        self._asking.update(keys)  # now, not when the task starts: one top-up at a time
+        task = asyncio.ensure_future(self._top_up(checks, slot_check, keys))
+        self._topping_up.add(task)
+        task.add_done_callback(self._topping_up.discard)
+
+    async def _top_up(
+        self, checks: list[CounterCheck], slot: SlotCheck | None, keys: list[str]
+    ) -> None:
+        try:
+            result = await self.store.reserve(checks, slot)
+        except Exception:
+            log.warning("could not top up a limit block", exc_info=True)
+            return
+        finally:
+            self._asking.difference_update(keys)
+        if result.refused is not None:
+            return
+        now = self._clock()
+        for check, value, grant in zip(checks, result.values, result.granted, strict=True):
+            allowance = self._allowances.get(check.key)
+            if allowance is None:
+                allowance = self._allowances[check.key] = _Allowance(used_at=now)
+            allowance.units += grant
+            if not grant:  # declined: past half the limit, no more top-ups for it
+                allowance.block = 0
+            allowance.seen = value
+        if slot is not None and result.slots_granted:
+            self._lend(slot, result.slots_granted, now, primary_free=True)
+        self._start_returner()
 
     async def adjust(
         self, deltas: Sequence[tuple[str, int]], slot_key: str | None, members: Sequence[str]
@@ -221,6 +284,8 @@ class LeasedCounters:
         if self._returner is not None:
             self._returner.cancel()
             self._returner = None
+        if self._topping_up:  # let top-ups land, so that what they took is given back below
+            await asyncio.gather(*self._topping_up, return_exceptions=True)
         await self.give_back(everything=True)
         await self.store.close()
 
@@ -262,10 +327,15 @@ class LeasedCounters:
             self._stale.setdefault(slot.key, []).append(candidate.member)
         return None
 
-    def _lend(self, slot: SlotCheck, granted: int, now: float) -> None:
-        """Slots taken in a block: the request's own and the rest, free, are all ours."""
+    def _lend(
+        self, slot: SlotCheck, granted: int, now: float, *, primary_free: bool = False
+    ) -> None:
+        """Slots taken in a block are all ours: the request's own (free too when prefetched)
+        and the rest, free."""
         self._ours[slot.member] = slot.expires_at
         free = self._free_slots.setdefault(slot.key, [])
+        if primary_free:
+            free.append(_FreeSlot(slot.member, slot.expires_at, now))
         for index in range(1, granted):
             member = extra_slot_member(slot.member, index)
             self._ours[member] = slot.expires_at
