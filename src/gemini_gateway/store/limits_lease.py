@@ -14,14 +14,16 @@ tokens or concurrency slots that this replica then hands out locally. The rules:
   within half the limit (the store checks this atomically): in the second half of every limit,
   each request that its replica's block does not cover is checked against the shared count.
 - A request takes what it can from this replica's block and asks the store for the rest. So on
-  one replica a limit holds exactly: "used" is the shared count minus the unused block.
+  one replica a limit holds exactly: "used" is the shared count minus the unused block. Once
+  less than a block is left, another is asked for in the background (a replica holds up to two),
+  so that requests seldom wait for the store.
 - A request that settles below its reservation refunds into the block (keeping at most two
   blocks); the rest goes back to the store. Blocks and free slots unused for ``idle`` seconds go
   back to the store, and so does everything on ``close``.
-- What blocks cost: a replica may be refused while another holds an unused block, by at most one
-  block per replica and only until that replica uses it or gives it back. A replica killed while
-  holding blocks leaves them counted: at most one block per counter, until the window ends (the
-  quota: for good); its slots free themselves when their lease ends, as any slot's.
+- What blocks cost: a replica may be refused while another holds unused blocks, by at most two
+  blocks per replica and only until that replica uses them or gives them back. A replica killed
+  while holding blocks leaves them counted: at most two blocks per counter, until the window ends
+  (the quota: for good); its slots free themselves when their lease ends, as any slot's.
 
 With the in-process backend there is nothing to save; ``build_limiter`` wraps only Redis.
 """
@@ -157,17 +159,19 @@ class LeasedCounters:
 
     def _prefetch(self, counters: Sequence[CounterCheck], slot: SlotCheck | None) -> None:
         """Top up blocks running low in the background, so requests seldom wait for the store."""
-        low = []  # (check, allowance) of blocks below full; topped up together once one is
-        running_low = False  # below half
+        low = []  # (check, allowance) below two blocks; topped up together once one is
+        running_low = False  # below one block
         for check in counters:
             allowance = self._allowances.get(check.key)
             if allowance is None or not allowance.block or check.key in self._asking:
                 continue
-            if allowance.units < allowance.block:
+            if allowance.units < 2 * allowance.block:
                 low.append((check, allowance))
-                running_low = running_low or allowance.units < allowance.block // 2
+                running_low = running_low or allowance.units < allowance.block
         checks = [
-            replace(check, amount=0, extra=allowance.block - allowance.units, cap=check.limit // 2)
+            replace(
+                check, amount=0, extra=2 * allowance.block - allowance.units, cap=check.limit // 2
+            )
             for check, allowance in (low if running_low else ())
         ]
         slot_check = None
