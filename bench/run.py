@@ -114,6 +114,7 @@ class RunResult:
     p50_ms: float
     p99_ms: float
     cpu_ms_per_request: float | None
+    round: int = 0  # which --repeat round measured it
 
 
 def free_port() -> int:
@@ -292,7 +293,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--modes", default="plain,stream", help="plain, stream or both.")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="Rounds over all runs; the median-req/s run is kept."
+        "--repeat",
+        type=int,
+        default=1,
+        help="Rounds over all runs, each starting one target later; the median-req/s run is kept.",
     )
     parser.add_argument("--open-streams", type=int, default=1000, help="0 skips the test.")
     parser.add_argument("--json", type=Path, help="Also write the raw results here.")
@@ -431,14 +435,19 @@ def main() -> None:
             ),
         ] + [target for target, _ in gateways]  # fmt: skip
         rounds: list[RunResult] = []
+        measured = [t for t in targets if t.name.partition("/")[0] in wanted]
         for round_index in range(args.repeat):
             warmup = args.warmup if round_index == 0 else 0
+            # Each round starts one target later: on these machines a run's place in the
+            # sequence moves its req/s by up to a fifth, so with --repeat N (N = targets) every
+            # target runs once in every place and the medians compare like with like.
+            shift = round_index % len(measured)
+            order = measured[shift:] + measured[:shift]
             for stream in modes:
                 for level in levels:
-                    for target in targets:
-                        if target.name.partition("/")[0] not in wanted:
-                            continue
+                    for target in order:
                         result = measure(wrk, target, stream, level, args.duration, warmup)
+                        result.round = round_index
                         print(_progress(result), file=sys.stderr, flush=True)
                         rounds.append(result)
         results = median_runs(rounds)
@@ -463,7 +472,14 @@ def main() -> None:
     header = f"{when}; {machine} before the run; Python {sys.version.split()[0]}"
     print(
         render_report(
-            header, results, streams, args.duration, args.warmup, args.repeat, translation
+            header,
+            results,
+            streams,
+            args.duration,
+            args.warmup,
+            args.repeat,
+            translation,
+            rounds=rounds,
         )
     )
     if args.json:
@@ -471,6 +487,7 @@ def main() -> None:
             "when": when,
             "machine": machine,
             "runs": [asdict(r) for r in results],
+            "every_round": [asdict(r) for r in rounds],
             "open_streams": asdict(streams) if streams else None,
         }
         args.json.write_text(json.dumps(raw, indent=2))
