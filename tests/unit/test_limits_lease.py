@@ -258,3 +258,16 @@ async def test_a_refused_request_takes_nothing_from_the_block(
         await limiter.admit(lic, estimated_tokens=100)
     assert leased._allowances[minute_key("mixed", "rpm")].units == rpm_left
     await leased.close()
+
+
+async def test_settling_from_blocks_is_known_to_be_local(
+    stores: StoreFactory, clock: Clock
+) -> None:
+    limiter, leased, store = replica(stores, clock)
+    big = await limiter.admit(BIG, estimated_tokens=50)
+    assert not big.remote  # the gateway then settles inline, without a task
+    small = await limiter.admit(LicenseLimits("small-ones", rpm=10, tpm=1000), estimated_tokens=5)
+    assert small.remote is store.remote  # on Redis a round trip, overlapped with the ledger
+    await big.settle(50)
+    await small.settle(5)
+    await leased.close()

@@ -212,8 +212,14 @@ class Admission:
 
     @property
     def remote(self) -> bool:
-        """Whether settling is a network round trip (Redis), not a few dict operations."""
-        return self._backend is not None and self._backend.remote
+        """Whether settling is likely a network round trip (Redis), not a few dict operations
+        (then the caller overlaps it with its own I/O; a task is not worth it otherwise)."""
+        backend = self._backend
+        if backend is None or not backend.remote:
+            return False
+        settles_locally = getattr(backend, "settles_locally", None)  # limits_lease's blocks
+        keys = [key for key, _ in self._reserved]
+        return settles_locally is None or not settles_locally(keys, self._member)
 
     async def settle(self, actual_tokens: int) -> None:
         """Replace the token reservation by the real usage and free the concurrency slot (once)."""

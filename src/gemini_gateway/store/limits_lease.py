@@ -248,6 +248,14 @@ class LeasedCounters:
         if remote or freed:
             await self.store.adjust(remote, slot_key, freed)
 
+    def settles_locally(self, keys: Sequence[str], member: str | None) -> bool:
+        """Whether settling these counters and this slot will most likely need no store call."""
+        for key in keys:
+            allowance = self._allowances.get(key)
+            if allowance is None or not allowance.block:
+                return False
+        return member is None or self._aliases.get(member, member) in self._ours
+
     async def seed(self, key: str, value: int, ttl: int) -> None:
         await self.store.seed(key, value, ttl)
 
