@@ -172,7 +172,8 @@ def configs_table(results: list[RunResult], rounds: list[RunResult] | None = Non
         "| same-round ratios |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    shares: list[float] = []
+    shares: list[float] = []  # under load: the throughput the goal is about
+    latency_bound: list[float] = []  # concurrency 1: req/s is 1 / latency there
     for target in gateways:
         for r in results:
             if r.target != target:
@@ -180,7 +181,7 @@ def configs_table(results: list[RunResult], rounds: list[RunResult] | None = Non
             share, each = "–", ""
             paired = paired_share(rounds, r) if target != "gateway" else None
             if paired is not None:
-                shares.append(paired[0])
+                (shares if r.concurrency >= 32 else latency_bound).append(paired[0])
                 share = f"{paired[0]:.0%}"
                 each = " ".join(f"{ratio:.0%}" for ratio in paired[1])
             cpu = "–" if r.cpu_ms_per_request is None else f"{r.cpu_ms_per_request:.3f}"
@@ -189,15 +190,24 @@ def configs_table(results: list[RunResult], rounds: list[RunResult] | None = Non
                 f"| {name} | {'stream' if r.stream else 'plain'} | {r.concurrency} "
                 f"| {r.rps:,.0f} | {r.p50_ms:.2f} | {cpu} | {share} | {each} |"
             )
-    if shares:
-        ok = min(shares) >= MIN_LIMITS_RATIO
+    if shares or latency_bound:
         lines += [
             "",
             "req/s vs baseline: the median over rounds of the config's req/s ÷ the baseline's in "
             "the same round (each round starts one target later).",
+        ]
+    if shares:
+        ok = min(shares) >= MIN_LIMITS_RATIO
+        lines += [
             "",
-            f"Lowest share of baseline: {min(shares):.0%} "
-            f"(goal ≥ {MIN_LIMITS_RATIO:.0%}: {_verdict(ok)}).",
+            f"Throughput (concurrency 32 and up, as the core issue measures it): lowest share of "
+            f"baseline {min(shares):.0%} (goal ≥ {MIN_LIMITS_RATIO:.0%}: {_verdict(ok)}).",
+        ]
+    if latency_bound:
+        lines += [
+            "",
+            f"At concurrency 1 (one request at a time: req/s is the inverse of latency): lowest "
+            f"share of baseline {min(latency_bound):.0%}.",
         ]
     return lines
 
