@@ -6,6 +6,7 @@ cooled down (the simulator answered 429 for it) is avoided by the other.
 
 from __future__ import annotations
 
+import json
 import secrets
 import signal
 import time
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from tests.fixtures.gateway import GatewayProcess, launch_gateway
 from tests.fixtures.simulator import SimulatorHandle
@@ -130,3 +132,44 @@ def test_a_key_cooled_down_by_one_replica_is_avoided_by_the_other(
         resp = _ask(replicas.b, license)
         assert resp.status == 200, resp.body
     assert {r["key"] for r in sim.requests()} == {healthy}
+
+
+def test_big_limits_are_handed_out_in_blocks_and_given_back(
+    simulator: SimulatorHandle,
+    postgres_url: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """A limit covering 1,024+ requests is taken from Redis a block at a time (store/
+    limits_lease.py): Redis counts more than was served while the replicas run, and exactly what
+    was served once they have shut down and given their unused blocks back."""
+    settings = {
+        "GEMINI_GATEWAY_DATABASE_URL": postgres_url,
+        "GEMINI_GATEWAY_REDIS_URL": redis_url,
+        "GEMINI_GATEWAY_UPSTREAM_KEYS": f"sim-blocks-{secrets.token_hex(3)}",
+    }
+    started = [launch_gateway(tmp_path, simulator.url, settings) for _ in range(2)]
+    try:
+        a, b = started
+        name = f"blocks-{secrets.token_hex(4)}"
+        license = a.create_license(name, "--rpm", "4096")
+        license_id = json.loads(a.cli("license", "show", name, "--json").stdout)["id"]
+        _early_in_a_minute()
+        for gw in (a, b) * 5:
+            resp = _ask(gw, license)
+            assert resp.status == 200, resp.body
+        # The first request on each replica took a block; the rest came out of it.
+        assert int(resp.headers["x-ratelimit-remaining-requests"]) <= 4096 - 5
+        minute = int(time.time() // 60)
+        key = f"gg:lim:{{{license_id}}}:rpm:{minute}"
+        redis = Redis.from_url(redis_url)
+        try:
+            assert int(redis.get(key) or 0) > 10  # blocks held by the two replicas
+            for gw in started:
+                gw.stop(signal.SIGTERM)
+            assert int(redis.get(key) or 0) == 10  # given back at shutdown
+        finally:
+            redis.close()
+    finally:
+        for gw in started:
+            gw.stop(signal.SIGTERM)
