@@ -229,6 +229,45 @@ async def test_concurrency_slots(limiter: Limiter, clock: FakeClock) -> None:
     await limiter.admit(lic, estimated_tokens=1)
 
 
+async def test_slot_leases_that_end_out_of_order_are_all_freed_before_a_refusal(
+    backend: CountingBackend,
+) -> None:
+    """Two limiters on one store with different lease lengths: an expired lease added after a
+    live one (the in-process store's cheap pass stops at the first live lease) still frees its
+    slot before anyone is refused for want of one."""
+    clock = FakeClock()
+    long_leases = Limiter(backend, clock=clock, slot_lease=3600)
+    short_leases = Limiter(backend, clock=clock, slot_lease=60)
+    lic = LicenseLimits("order", max_concurrent=3)
+    await long_leases.admit(lic, estimated_tokens=1)  # never settled, ends in an hour
+    await short_leases.admit(lic, estimated_tokens=1)  # never settled, ends in a minute
+    await short_leases.admit(lic, estimated_tokens=1)
+    with pytest.raises(RateLimited):
+        await short_leases.admit(lic, estimated_tokens=1)
+    clock.now += 61
+    await short_leases.admit(lic, estimated_tokens=1)
+    await short_leases.admit(lic, estimated_tokens=1)
+    with pytest.raises(RateLimited):  # the hour-long lease still holds the third slot
+        await short_leases.admit(lic, estimated_tokens=1)
+
+
+async def test_a_changed_license_record_is_read_again(limiter: Limiter) -> None:
+    """The limiter remembers a license's limits per record; an update is a new record."""
+    import dataclasses
+
+    from gemini_gateway.store.licenses import License
+
+    now = datetime.now(UTC)
+    lic = License(id="lic_upd", name="n", key_prefix="gg-abc", created_at=now, updated_at=now)
+    lic = dataclasses.replace(lic, rpm=1)
+    await limiter.admit(lic, estimated_tokens=1)
+    with pytest.raises(RateLimited, match="1 requests per minute"):
+        await limiter.admit(lic, estimated_tokens=1)
+    raised = dataclasses.replace(lic, rpm=3)
+    admission = await limiter.admit(raised, estimated_tokens=1)
+    assert admission.headers["x-ratelimit-limit-requests"] == "3"
+
+
 async def test_checks_run_in_order_and_a_refusal_applies_nothing(limiter: Limiter) -> None:
     lic = LicenseLimits("order", rpm=5, tpm=100, token_quota=50, max_concurrent=1)
     first = await limiter.admit(lic, estimated_tokens=50)

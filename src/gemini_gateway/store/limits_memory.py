@@ -50,11 +50,13 @@ class MemoryCounters:
         held = 0
         if slot is not None:
             leases = self._slots.setdefault(slot.key, {})
-            for member in [m for m, end in leases.items() if end <= slot.now]:
-                del leases[member]
+            _drop_expired(leases, slot.now, everywhere=False)
             held = len(leases)
             if refused is None and held >= slot.limit:
-                refused = len(counters)
+                _drop_expired(leases, slot.now, everywhere=True)  # exact before refusing
+                held = len(leases)
+                if held >= slot.limit:
+                    refused = len(counters)
         if refused is not None:
             return ReserveResult(refused, values, held)
         granted = []
@@ -110,3 +112,17 @@ class MemoryCounters:
     async def close(self) -> None:
         self._counters.clear()
         self._slots.clear()
+
+
+def _drop_expired(leases: dict[str, float], now: float, *, everywhere: bool) -> None:
+    """Drop leases that ended by ``now``. Leases are mostly added in the order they end (one
+    lease length per limiter), so the cheap pass stops at the first live one: a request costs
+    O(1), not O(slots held); ``everywhere`` checks them all, for when a refusal depends on it."""
+    expired = []
+    for member, end in leases.items():
+        if end <= now:
+            expired.append(member)
+        elif not everywhere:
+            break
+    for member in expired:
+        del leases[member]
