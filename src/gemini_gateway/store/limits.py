@@ -264,9 +264,6 @@ class Limiter:
         self._slot_lease = slot_lease
         self._tokens_used = tokens_used
         self._seeded: set[str] = set()
-        # id(license) -> (license, its limits): licenses come from the auth cache, the same object
-        # request after request, so reading their limits is one dict lookup, not a new object.
-        self._limits_of: dict[int, tuple[Any, LicenseLimits]] = {}
         # Concurrency slot members: unique across replicas without a system call per request.
         self._member_prefix = secrets.token_hex(8)
         self._member_count = itertools.count()
@@ -280,21 +277,9 @@ class Limiter:
             self._seeded.clear()
         self._seeded.add(key)
 
-    def _limits(self, license: Any) -> LicenseLimits:
-        if isinstance(license, LicenseLimits):
-            return license
-        hit = self._limits_of.get(id(license))
-        if hit is not None and hit[0] is license:  # held here, so its id is not reused
-            return hit[1]
-        limits = LicenseLimits.of(license)
-        if len(self._limits_of) >= 10_000:  # mostly licenses the auth cache has let go of
-            self._limits_of.clear()
-        self._limits_of[id(license)] = (license, limits)
-        return limits
-
     async def admit(self, license: Any, *, estimated_tokens: int) -> Admission:
         """Reserve what this request may use, or raise RateLimited/QuotaExceeded saying which."""
-        limits = self._limits(license)
+        limits = license if isinstance(license, LicenseLimits) else LicenseLimits.of(license)
         if limits.unlimited:
             return Admission(headers={})  # no limits: no round trip at all
         now = self._clock()
